@@ -1,0 +1,48 @@
+"""The ``onetimeshare`` console command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from .config import Settings, SettingsError
+
+log = logging.getLogger("onetimeshare")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="onetimeshare", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the web service with Hypercorn")
+    serve.add_argument("--host", help="address to bind (default: $HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default: $PORT or 8000)")
+    serve.add_argument(
+        "--workers", type=int, help="worker processes (default: $OTS_WORKERS or the CPU count)"
+    )
+    arguments = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if arguments.command == "serve":
+        return _serve(arguments)
+    return 2
+
+
+def _serve(arguments: argparse.Namespace) -> int:
+    from .server import run
+
+    for name, value in (
+        ("HOST", arguments.host),
+        ("PORT", arguments.port),
+        ("OTS_WORKERS", arguments.workers),
+    ):
+        if value is not None:
+            os.environ[name] = str(value)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"onetimeshare: configuration error: {error}", file=sys.stderr)
+        return 2
+    return run(settings)

@@ -1,0 +1,244 @@
+"""One typed settings object, read from the environment and validated at start-up."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from .crypto import Argon2Params
+
+log = logging.getLogger(__name__)
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+
+MIN_SECRET_KEY_LENGTH = 32
+# Values that show up in tutorials and templates; a key an attacker can guess
+# lets them forge sessions.
+WELL_KNOWN_SECRET_KEYS = frozenset(
+    {
+        "changeme",
+        "change-me",
+        "change_me",
+        "secret",
+        "secret-key",
+        "secret_key",
+        "secretkey",
+        "dev",
+        "development",
+        "test",
+        "testing",
+        "password",
+        "default",
+        "your-secret-key",
+        "please-change-me",
+        "insecure",
+        "supersecret",
+        "super-secret",
+        "keyboard cat",
+        "replace-me",
+        "xxxxxxxx",
+    }
+)
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a key
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot start with; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    secret_key: str
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    public_url: str | None = None
+    max_upload_bytes: int = 1 * GIB
+    expiry_choices: tuple[int, ...] = (300, 3600, 86400, 604800)
+    default_expiry: int = 86400
+    max_expiry: int = 604800
+    max_password_tries: int = 5
+    max_password_bytes: int = 1024
+    min_free_bytes: int = 512 * MIB
+    janitor_interval: float = 300.0
+    argon2: Argon2Params = field(
+        default_factory=lambda: Argon2Params(time_cost=3, memory_kib=64 * KIB, parallelism=4)
+    )
+    argon2_max_concurrent: int = 1
+    tombstone_seconds: int = 7 * 86400
+    idle_timeout: float = 60.0
+    redis_timeout: float = 5.0
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def embedded_redis_dir(self) -> Path:
+        return self.data_dir / "redis"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every setting; raise ``SettingsError`` naming the first bad one."""
+        env = _Env(os.environ if environ is None else environ)
+        data_dir = Path(env.text("OTS_DATA_DIR", "data")).expanduser().resolve()
+        max_expiry = env.integer("OTS_MAX_EXPIRY", 604800, minimum=1)
+        choices = env.integer_list("OTS_EXPIRY_CHOICES", (300, 3600, 86400, 604800))
+        if any(choice > max_expiry for choice in choices):
+            raise SettingsError(
+                f"OTS_EXPIRY_CHOICES: {max(choices)} s is longer than OTS_MAX_EXPIRY "
+                f"({max_expiry} s)"
+            )
+        default_expiry = env.integer(
+            "OTS_DEFAULT_EXPIRY", 86400 if 86400 in choices else choices[0], minimum=1
+        )
+        if default_expiry not in choices:
+            raise SettingsError(
+                f"OTS_DEFAULT_EXPIRY: {default_expiry} is not one of OTS_EXPIRY_CHOICES "
+                f"({', '.join(map(str, choices))})"
+            )
+        redis_url = env.text("REDIS_URL", "") or None
+        settings = cls(
+            data_dir=data_dir,
+            secret_key=_secret_key(env.text("SECRET_KEY", ""), data_dir),
+            redis_url=redis_url,
+            host=env.text("HOST", "127.0.0.1"),
+            port=env.integer("PORT", 8000, minimum=0, maximum=65535),
+            workers=env.integer("OTS_WORKERS", os.cpu_count() or 1, minimum=1, maximum=256),
+            public_url=(env.text("OTS_PUBLIC_URL", "").rstrip("/") or None),
+            max_upload_bytes=env.integer("OTS_MAX_UPLOAD_BYTES", 1 * GIB, minimum=1),
+            expiry_choices=choices,
+            default_expiry=default_expiry,
+            max_expiry=max_expiry,
+            max_password_tries=env.integer("OTS_MAX_PASSWORD_TRIES", 5, minimum=1, maximum=1000),
+            min_free_bytes=env.integer("OTS_MIN_FREE_BYTES", 512 * MIB, minimum=0),
+            janitor_interval=env.number("OTS_JANITOR_INTERVAL", 300.0, minimum=0.1),
+            argon2=Argon2Params(
+                time_cost=env.integer("OTS_ARGON2_TIME_COST", 3, minimum=1, maximum=100),
+                memory_kib=env.integer(
+                    "OTS_ARGON2_MEMORY_KIB", 64 * KIB, minimum=8 * 4, maximum=4 * 1024 * KIB
+                ),
+                parallelism=env.integer("OTS_ARGON2_PARALLELISM", 4, minimum=1, maximum=64),
+            ),
+            argon2_max_concurrent=env.integer(
+                "OTS_ARGON2_MAX_CONCURRENT", 1, minimum=1, maximum=64
+            ),
+            tombstone_seconds=env.integer("OTS_TOMBSTONE_SECONDS", 7 * 86400, minimum=1),
+            idle_timeout=env.number("OTS_IDLE_TIMEOUT", 60.0, minimum=1.0),
+            redis_timeout=env.number("OTS_REDIS_TIMEOUT", 5.0, minimum=0.1),
+        )
+        if settings.argon2.memory_kib < 8 * settings.argon2.parallelism:
+            raise SettingsError("OTS_ARGON2_MEMORY_KIB must be at least 8 x OTS_ARGON2_PARALLELISM")
+        return settings
+
+
+class _Env:
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def text(self, name: str, default: str) -> str:
+        return self._environ.get(name, default).strip()
+
+    def integer(
+        self, name: str, default: int, *, minimum: int | None = None, maximum: int | None = None
+    ) -> int:
+        raw = self._environ.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = int(raw.replace("_", ""))
+        except ValueError:
+            raise SettingsError(f"{name}: expected a whole number, got {raw!r}") from None
+        return _in_range(name, value, minimum, maximum)
+
+    def number(self, name: str, default: float, *, minimum: float | None = None) -> float:
+        raw = self._environ.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{name}: expected a number, got {raw!r}") from None
+        return _in_range(name, value, minimum, None)
+
+    def integer_list(self, name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+        raw = self._environ.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            values = tuple(int(part) for part in raw.split(",") if part.strip())
+        except ValueError:
+            raise SettingsError(
+                f"{name}: expected comma-separated whole seconds, got {raw!r}"
+            ) from None
+        if not values or any(value < 1 for value in values):
+            raise SettingsError(f"{name}: needs at least one value, each at least 1 second")
+        return tuple(sorted(set(values)))
+
+
+Number = TypeVar("Number", int, float)
+
+
+def _in_range(name: str, value: Number, minimum: Number | None, maximum: Number | None) -> Number:
+    if minimum is not None and value < minimum:
+        raise SettingsError(f"{name}: {value} is below the minimum of {minimum}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name}: {value} is above the maximum of {maximum}")
+    return value
+
+
+def _secret_key(configured: str, data_dir: Path) -> str:
+    if configured:
+        if configured.lower() in WELL_KNOWN_SECRET_KEYS:
+            raise SettingsError(
+                "SECRET_KEY: this is a well-known example value; "
+                "generate one with: python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))'"
+            )
+        if len(configured) < MIN_SECRET_KEY_LENGTH:
+            raise SettingsError(
+                f"SECRET_KEY: must be at least {MIN_SECRET_KEY_LENGTH} "
+                f"characters, got {len(configured)}"
+            )
+        return configured
+    return _stored_secret_key(data_dir)
+
+
+def _stored_secret_key(data_dir: Path) -> str:
+    """Generate a key once and keep it in the data directory for every worker and restart."""
+    path = data_dir / SECRET_KEY_FILE
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        # Write a complete file under a private name, then link it into place: the
+        # link is atomic, so concurrent workers agree on one key and never read half of one.
+        candidate = data_dir / f".{SECRET_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        descriptor = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(48) + "\n")
+        try:
+            os.link(candidate, path)
+            log.warning(
+                "SECRET_KEY is not set: generated one and stored it in %s. "
+                "Set SECRET_KEY in production.",
+                path,
+            )
+        except FileExistsError:
+            pass
+        finally:
+            candidate.unlink()
+    key = path.read_text().strip()
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        raise SettingsError(
+            f"{path}: the stored secret key is too short; delete the file "
+            "to have a new one generated"
+        )
+    return key

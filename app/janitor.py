@@ -1,0 +1,87 @@
+"""Deletes blob files that no live share or running upload refers to.
+
+Expiry itself is Redis's job (the record's TTL takes the key material with it);
+the janitor only reclaims the disk space of ciphertext nobody can open any
+more, plus ``.part`` files of uploads that died. It runs once at start-up and
+then every ``janitor_interval`` seconds, one process at a time across all
+workers and instances (a Redis lock).
+
+It never deletes a live share's blob: a file is removed only when Redis,
+asked in one command, knows neither a share record nor an upload mark for its
+id. (An earlier implementation of this design deleted every file at start-up.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import asdict, dataclass
+
+from .metadata import MetadataStore
+from .storage import LocalBlobStore, StoredFile
+
+log = logging.getLogger(__name__)
+
+LOOKUP_BATCH = 500
+LOCK_SECONDS = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class JanitorReport:
+    finished_at: float
+    files_seen: int
+    blobs_removed: int
+    parts_removed: int
+
+
+class Janitor:
+    def __init__(self, metadata: MetadataStore, blobs: LocalBlobStore, interval: float) -> None:
+        self.metadata = metadata
+        self.blobs = blobs
+        self.interval = interval
+
+    async def run_once(self) -> JanitorReport | None:
+        """One sweep; None if another process holds the janitor lock."""
+        owner = await self.metadata.acquire_lock("janitor", LOCK_SECONDS)
+        if owner is None:
+            return None
+        try:
+            report = await self._sweep()
+            await self.metadata.record_janitor_run(asdict(report))
+        finally:
+            await self.metadata.release_lock("janitor", owner)
+        if report.blobs_removed or report.parts_removed:
+            log.info(
+                "janitor removed %d blobs and %d partial uploads",
+                report.blobs_removed,
+                report.parts_removed,
+            )
+        return report
+
+    async def _sweep(self) -> JanitorReport:
+        files = await asyncio.to_thread(lambda: list(self.blobs.list_files()))
+        orphans: list[StoredFile] = []
+        for start in range(0, len(files), LOOKUP_BATCH):
+            batch = files[start : start + LOOKUP_BATCH]
+            referenced = await self.metadata.referenced([stored.share_id for stored in batch])
+            orphans.extend(stored for stored in batch if stored.share_id not in referenced)
+        removed = await asyncio.to_thread(
+            lambda: [stored for stored in orphans if self.blobs.delete_file(stored)]
+        )
+        return JanitorReport(
+            finished_at=time.time(),
+            files_seen=len(files),
+            blobs_removed=sum(stored.state == "blob" for stored in removed),
+            parts_removed=sum(stored.state == "part" for stored in removed),
+        )
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("janitor pass failed; trying again in %.0f s", self.interval)
+            await asyncio.sleep(self.interval)

@@ -1,0 +1,202 @@
+"""Share metadata in Redis: the record with its TTL, the one-time claim, tries and tombstones.
+
+Keys (``<id>`` is the share id derived from the token, never the token):
+
+* ``ots:share:<id>``  hash, TTL = the share's expiry. Holds the sealed envelope;
+  deleting it is what makes the share unrecoverable (crypto-shredding).
+* ``ots:gone:<id>``   why a share no longer works ("expired" until something else
+  happens), kept ``tombstone_seconds`` past the expiry so the link can say why.
+* ``ots:upload:<id>`` present while an upload streams; the janitor leaves the
+  ``.part``/``.blob`` of such an id alone.
+* ``ots:janitor:lock`` one janitor at a time across workers and instances.
+
+Every state change that must be exactly-once runs as one Lua script.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import cast
+
+from redis.asyncio import Redis
+
+from .crypto import Argon2Params
+from .errors import GoneReason
+
+PREFIX = "ots:"
+
+# Deleting the record is the claim: DEL is atomic, so of any number of
+# concurrent claims exactly one sees 1.
+_CLAIM = """
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
+
+# Returns tries left, 0 when this failure destroyed the share, -1 when it was already gone.
+_FAIL_ATTEMPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local tries = redis.call('HINCRBY', KEYS[1], 'tries', 1)
+local left = tonumber(ARGV[1]) - tries
+if left > 0 then return left end
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], 'destroyed', 'EX', ARGV[2])
+return 0
+"""
+
+_RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ShareRecord:
+    share_id: str
+    kind: str
+    size: int
+    created_at: float
+    expires_at: float
+    sealed_envelope: bytes
+    salt: bytes | None = None
+    argon2: Argon2Params | None = None
+    tries: int = 0
+
+    @property
+    def protected(self) -> bool:
+        return self.salt is not None
+
+    def to_redis(self) -> dict[str, str | bytes | int | float]:
+        fields: dict[str, str | bytes | int | float] = {
+            "v": 1,
+            "kind": self.kind,
+            "size": self.size,
+            "created": self.created_at,
+            "expires": self.expires_at,
+            "sealed": self.sealed_envelope,
+            "tries": self.tries,
+        }
+        if self.salt is not None and self.argon2 is not None:
+            fields |= {
+                "salt": self.salt,
+                "a2t": self.argon2.time_cost,
+                "a2m": self.argon2.memory_kib,
+                "a2p": self.argon2.parallelism,
+            }
+        return fields
+
+    @classmethod
+    def from_redis(cls, share_id: str, fields: dict[bytes, bytes]) -> ShareRecord:
+        salt = fields.get(b"salt")
+        argon2 = None
+        if salt is not None:
+            argon2 = Argon2Params(
+                time_cost=int(fields[b"a2t"]),
+                memory_kib=int(fields[b"a2m"]),
+                parallelism=int(fields[b"a2p"]),
+            )
+        return cls(
+            share_id=share_id,
+            kind=fields[b"kind"].decode(),
+            size=int(fields[b"size"]),
+            created_at=float(fields[b"created"]),
+            expires_at=float(fields[b"expires"]),
+            sealed_envelope=fields[b"sealed"],
+            salt=salt,
+            argon2=argon2,
+            tries=int(fields.get(b"tries", b"0")),
+        )
+
+
+class MetadataStore:
+    def __init__(self, redis: Redis, tombstone_seconds: int) -> None:
+        self.redis = redis
+        self.tombstone_seconds = tombstone_seconds
+        self._claim = redis.register_script(_CLAIM)
+        self._fail_attempt = redis.register_script(_FAIL_ATTEMPT)
+        self._release_lock = redis.register_script(_RELEASE_LOCK)
+
+    @staticmethod
+    def share_key(share_id: str) -> str:
+        return f"{PREFIX}share:{share_id}"
+
+    @staticmethod
+    def gone_key(share_id: str) -> str:
+        return f"{PREFIX}gone:{share_id}"
+
+    @staticmethod
+    def upload_key(share_id: str) -> str:
+        return f"{PREFIX}upload:{share_id}"
+
+    async def ping(self) -> bool:
+        return bool(await self.redis.ping())
+
+    # --- uploads in progress ---
+
+    async def mark_uploading(self, share_id: str, ttl_seconds: int) -> None:
+        await self.redis.set(self.upload_key(share_id), b"1", ex=ttl_seconds)
+
+    async def clear_uploading(self, share_id: str) -> None:
+        await self.redis.delete(self.upload_key(share_id))
+
+    # --- the share record ---
+
+    async def create(self, record: ShareRecord) -> None:
+        """Store the record, its expiry and its tombstone, and end the upload mark, at once."""
+        ttl = max(1, round(record.expires_at - time.time()))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.share_key(record.share_id), mapping=record.to_redis())  # type: ignore[arg-type]
+            pipe.expire(self.share_key(record.share_id), ttl)
+            pipe.set(self.gone_key(record.share_id), b"expired", ex=ttl + self.tombstone_seconds)
+            pipe.delete(self.upload_key(record.share_id))
+            await pipe.execute()
+
+    async def get(self, share_id: str) -> ShareRecord | None:
+        fields = cast(dict[bytes, bytes], await self.redis.hgetall(self.share_key(share_id)))
+        if not fields:
+            return None
+        return ShareRecord.from_redis(share_id, fields)
+
+    async def gone_reason(self, share_id: str) -> GoneReason:
+        reason = cast(bytes | None, await self.redis.get(self.gone_key(share_id)))
+        if reason is None:
+            return "unknown"
+        return cast(GoneReason, reason.decode())
+
+    async def claim(self, share_id: str, reason: GoneReason = "downloaded") -> bool:
+        """Consume the share; True for exactly one caller."""
+        keys = [self.share_key(share_id), self.gone_key(share_id)]
+        return bool(await self._claim(keys=keys, args=[reason, self.tombstone_seconds]))
+
+    async def record_failed_attempt(self, share_id: str, max_tries: int) -> int:
+        keys = [self.share_key(share_id), self.gone_key(share_id)]
+        return int(await self._fail_attempt(keys=keys, args=[max_tries, self.tombstone_seconds]))
+
+    # --- janitor support ---
+
+    async def referenced(self, share_ids: list[str]) -> set[str]:
+        """Which of these ids have a live record or an upload in progress.
+
+        One EXISTS over both keys per id, so a record written just as its
+        upload mark is removed is never seen as neither.
+        """
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for share_id in share_ids:
+                pipe.exists(self.share_key(share_id), self.upload_key(share_id))
+            counts = await pipe.execute()
+        return {share_id for share_id, count in zip(share_ids, counts, strict=True) if count}
+
+    async def acquire_lock(self, name: str, ttl_seconds: float) -> str | None:
+        owner = secrets.token_hex(16)
+        acquired = await self.redis.set(
+            f"{PREFIX}{name}:lock", owner, nx=True, px=max(1, int(ttl_seconds * 1000))
+        )
+        return owner if acquired else None
+
+    async def release_lock(self, name: str, owner: str) -> None:
+        await self._release_lock(keys=[f"{PREFIX}{name}:lock"], args=[owner])
+
+    async def record_janitor_run(self, summary: dict[str, int | float]) -> None:
+        await self.redis.hset(f"{PREFIX}janitor:last", mapping=summary)  # type: ignore[arg-type]

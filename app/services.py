@@ -1,0 +1,85 @@
+"""The long-lived objects of one app instance, built at start-up and reached from routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import cast
+
+from quart import Quart, current_app
+from redis.asyncio import Redis
+
+from .config import Settings
+from .embedded_redis import EmbeddedRedis
+from .janitor import Janitor
+from .metadata import MetadataStore
+from .passwords import Argon2Pool
+from .shares import ShareService
+from .storage import LocalBlobStore
+
+log = logging.getLogger(__name__)
+
+EXTENSION_KEY = "onetimeshare"
+
+
+@dataclass
+class Services:
+    settings: Settings
+    redis: Redis
+    metadata: MetadataStore
+    blobs: LocalBlobStore
+    shares: ShareService
+    janitor: Janitor
+    embedded_redis: EmbeddedRedis | None = None
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Services:
+        embedded = None
+        redis_url = settings.redis_url
+        if redis_url is None:
+            embedded = EmbeddedRedis(settings.embedded_redis_dir)
+            await asyncio.to_thread(embedded.ensure_running)
+            redis_url = embedded.url
+        redis = Redis.from_url(
+            redis_url,
+            socket_timeout=settings.redis_timeout,
+            socket_connect_timeout=settings.redis_timeout,
+            health_check_interval=30,
+        )
+        metadata = MetadataStore(redis, settings.tombstone_seconds)
+        blobs = LocalBlobStore(settings.blob_dir, settings.min_free_bytes)
+        blobs.prepare()
+        shares = ShareService(settings, metadata, blobs, Argon2Pool(settings.argon2_max_concurrent))
+        janitor = Janitor(metadata, blobs, settings.janitor_interval)
+        services = cls(settings, redis, metadata, blobs, shares, janitor, embedded)
+        services.background.append(asyncio.create_task(janitor.run_forever(), name="janitor"))
+        return services
+
+    async def stop(self) -> None:
+        for task in self.background:
+            task.cancel()
+        for task in self.background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.redis.aclose()
+        if self.embedded_redis is not None:
+            await asyncio.to_thread(self.embedded_redis.stop)
+
+
+def install(app: Quart, settings: Settings) -> None:
+    @app.before_serving
+    async def start_services() -> None:
+        app.extensions[EXTENSION_KEY] = await Services.start(settings)
+
+    @app.after_serving
+    async def stop_services() -> None:
+        services = app.extensions.pop(EXTENSION_KEY, None)
+        if services is not None:
+            await services.stop()
+
+
+def services() -> Services:
+    return cast(Services, current_app.extensions[EXTENSION_KEY])

@@ -1,0 +1,468 @@
+"""The share lifecycle: create from a stream, inspect without consuming, claim once, destroy.
+
+This module ties crypto, blob storage and Redis metadata together; it knows
+nothing about HTTP. Routes parse the request, call in here, and render.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from . import crypto
+from .config import Settings
+from .crypto import DecryptionError, Envelope, InvalidToken
+from .errors import (
+    InvalidInput,
+    PasswordRequired,
+    ShareDestroyed,
+    ShareError,
+    ShareGone,
+    ShareNotFound,
+    UploadTooLarge,
+    WrongPassword,
+)
+from .formatting import human_bytes
+from .metadata import MetadataStore, ShareRecord
+from .passwords import Argon2Pool
+from .storage import BlobReader, BlobWriter, LocalBlobStore
+
+log = logging.getLogger(__name__)
+
+ShareKind = Literal["file", "text"]
+SALT_BYTES = 16
+BATCH_CHUNKS = 16  # 16 x 64 KiB: crypto and disk work in 1 MiB batches
+# The upload mark outlives a stalled client by this factor of the idle timeout.
+UPLOAD_MARK_FACTOR = 3
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedShare:
+    token: str
+    share_id: str
+    kind: ShareKind
+    size: int
+    protected: bool
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ShareView:
+    """What the landing page may show, without consuming anything."""
+
+    share_id: str
+    kind: ShareKind
+    size: int
+    protected: bool
+    expires_at: float
+    tries_left: int
+    name: str | None  # None for protected shares: the name is sealed with the password
+
+
+@dataclass(slots=True)
+class Download:
+    kind: ShareKind
+    name: str
+    content_type: str
+    size: int
+    chunks: PlaintextStream
+
+
+class ShareService:
+    def __init__(
+        self, settings: Settings, metadata: MetadataStore, blobs: LocalBlobStore, argon2: Argon2Pool
+    ) -> None:
+        self.settings = settings
+        self.metadata = metadata
+        self.blobs = blobs
+        self.argon2 = argon2
+
+    # --- creating ---
+
+    async def begin_upload(self, declared_bytes: int | None = None) -> Upload:
+        """Start a share; the caller streams plaintext into it, then finishes or aborts."""
+        if declared_bytes is not None and declared_bytes > self.max_request_bytes:
+            raise UploadTooLarge(self.too_large_message)
+        self.blobs.ensure_room(declared_bytes or 0)
+        token = crypto.new_token()
+        share_id = crypto.share_id_for(token)
+        await self.metadata.mark_uploading(share_id, self.upload_mark_ttl)
+        try:
+            writer = await asyncio.to_thread(self.blobs.start, share_id)
+        except BaseException:
+            await self.metadata.clear_uploading(share_id)
+            raise
+        return Upload(self, token, share_id, writer)
+
+    @property
+    def max_request_bytes(self) -> int:
+        """Largest request body accepted: the file plus room for the other form fields."""
+        return self.settings.max_upload_bytes + 64 * 1024
+
+    @property
+    def too_large_message(self) -> str:
+        return f"Files can be at most {human_bytes(self.settings.max_upload_bytes)}."
+
+    @property
+    def upload_mark_ttl(self) -> int:
+        return max(10, int(self.settings.idle_timeout * UPLOAD_MARK_FACTOR))
+
+    def validate_expiry(self, expires_in: int | None) -> int:
+        if expires_in is None:
+            return self.settings.default_expiry
+        if expires_in not in self.settings.expiry_choices:
+            raise InvalidInput("Choose one of the offered expiry times.")
+        return expires_in
+
+    def validate_password(self, password: str) -> bytes:
+        encoded = password.encode("utf-8")
+        if len(encoded) > self.settings.max_password_bytes:
+            raise InvalidInput(
+                f"The password can be at most {self.settings.max_password_bytes} bytes long."
+            )
+        return encoded
+
+    # --- looking without consuming ---
+
+    async def inspect(self, token_text: str) -> ShareView:
+        token, share_id = _parse_token(token_text)
+        record = await self._live_record(share_id)
+        name = None
+        if not record.protected:
+            envelope = self._open_envelope(token, record, None)
+            name = envelope.name
+        return ShareView(
+            share_id=share_id,
+            kind=_kind(record.kind),
+            size=record.size,
+            protected=record.protected,
+            expires_at=record.expires_at,
+            tries_left=self.settings.max_password_tries - record.tries,
+            name=name,
+        )
+
+    # --- the one-time download ---
+
+    async def claim(self, token_text: str, password: str | None) -> Download:
+        """Check the password, claim the share atomically and return its decrypted stream.
+
+        After this returns the share no longer exists in Redis; the blob is
+        deleted when the stream ends, completed or not.
+        """
+        token, share_id = _parse_token(token_text)
+        record = await self._live_record(share_id)
+        password_hash = None
+        if record.protected:
+            password_hash = await self._password_hash(record, password)
+        try:
+            envelope = self._open_envelope(token, record, password_hash)
+        except WrongPassword:
+            raise await self._failed_attempt(record) from None
+        reader, opener = await asyncio.to_thread(self._open_blob, envelope, record)
+        try:
+            won = await self.metadata.claim(share_id)
+        except BaseException:
+            reader.close()
+            raise
+        if not won:
+            reader.close()
+            raise ShareGone(await self.metadata.gone_reason(share_id))
+        return Download(
+            kind=_kind(record.kind),
+            name=envelope.name,
+            content_type=envelope.content_type,
+            size=record.size,
+            chunks=PlaintextStream(reader, opener, self.blobs, share_id),
+        )
+
+    async def _password_hash(self, record: ShareRecord, password: str | None) -> bytes:
+        assert record.salt is not None and record.argon2 is not None
+        tries_left = self.settings.max_password_tries - record.tries
+        if not password:
+            raise PasswordRequired(
+                "This file is protected. Enter the password to download it.", tries_left
+            )
+        encoded = self.validate_password(password)
+        return await self.argon2.hash(record.argon2, encoded, record.salt)
+
+    async def _failed_attempt(self, record: ShareRecord) -> ShareError:
+        """Count a wrong password and say what it cost."""
+        left = await self.metadata.record_failed_attempt(
+            record.share_id, self.settings.max_password_tries
+        )
+        if left < 0:
+            return ShareGone(await self.metadata.gone_reason(record.share_id))
+        if left == 0:
+            await self._delete_blob(record.share_id)
+            return ShareDestroyed(
+                "Wrong password. That was the last try: the share has been "
+                "destroyed and can no longer be downloaded."
+            )
+        plural = "try" if left == 1 else "tries"
+        return WrongPassword(
+            f"Wrong password. {left} {plural} left before the share is destroyed.", left
+        )
+
+    def _open_blob(
+        self, envelope: Envelope, record: ShareRecord
+    ) -> tuple[BlobReader, crypto.StreamOpener]:
+        """Open and check the blob before claiming, so a damaged one is found first."""
+        try:
+            reader = self.blobs.open(record.share_id)
+        except FileNotFoundError:
+            log.error("blob missing for a live share %s", record.share_id[:8])
+            raise ShareGone("lost") from None
+        try:
+            header = bytearray(crypto.BLOB_HEADER_BYTES)
+            reader.read_into(header)
+            opener = crypto.StreamOpener(
+                envelope.file_key, record.share_id, bytes(header), reader.size, BATCH_CHUNKS
+            )
+            if opener.plaintext_size != record.size:
+                raise DecryptionError("blob size does not match the record")
+        except DecryptionError:
+            reader.close()
+            log.error("blob for share %s is damaged", record.share_id[:8])
+            raise ShareGone("lost") from None
+        return reader, opener
+
+    # --- destroying ---
+
+    async def _delete_blob(self, share_id: str) -> None:
+        await asyncio.to_thread(self.blobs.delete, share_id)
+
+    # --- helpers ---
+
+    async def _live_record(self, share_id: str) -> ShareRecord:
+        record = await self.metadata.get(share_id)
+        if record is None:
+            raise ShareGone(await self.metadata.gone_reason(share_id))
+        return record
+
+    def _open_envelope(
+        self, token: bytes, record: ShareRecord, password_hash: bytes | None
+    ) -> Envelope:
+        kek = crypto.key_encryption_key(token, password_hash)
+        try:
+            return crypto.open_envelope(kek, record.share_id, record.sealed_envelope)
+        except DecryptionError:
+            if record.protected:
+                raise WrongPassword("Wrong password.", 0) from None
+            log.error("envelope of unprotected share %s does not open", record.share_id[:8])
+            raise ShareGone("lost") from None
+
+
+class PlaintextStream:
+    """The decrypted file, in 1 MiB batches, reading the next while the last is sent.
+
+    ``aclose`` (called by Quart when the response ends, completed or not)
+    deletes the blob. If the response never starts, the share is already
+    claimed, so the janitor removes the orphaned blob on its next pass.
+    """
+
+    def __init__(
+        self, reader: BlobReader, opener: crypto.StreamOpener, blobs: LocalBlobStore, share_id: str
+    ) -> None:
+        self._reader = reader
+        self._opener = opener
+        self._blobs = blobs
+        self._share_id = share_id
+        self._buffer = bytearray(opener.batch_ciphertext_bytes)
+        self._pending: asyncio.Future[bytes] | None = None
+        self._closed = False
+
+    def __aiter__(self) -> PlaintextStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._pending is None:
+            if self._closed or self._opener.finished:
+                await self.aclose()
+                raise StopAsyncIteration
+            self._pending = self._read_ahead()
+        try:
+            data = await self._pending
+        except DecryptionError:
+            # Headers are already sent: all that is left is to stop short, which the
+            # client sees as a body shorter than its Content-Length.
+            log.error("blob for share %s failed authentication mid-stream", self._share_id[:8])
+            self._pending = None
+            await self.aclose()
+            raise
+        self._pending = None if self._opener.finished else self._read_ahead()
+        return data
+
+    def _read_ahead(self) -> asyncio.Future[bytes]:
+        return asyncio.ensure_future(asyncio.to_thread(self._next_batch))
+
+    def _next_batch(self) -> bytes:
+        count = self._reader.read_into(self._buffer)
+        if count == 0:
+            raise DecryptionError("blob ended early")
+        return bytes(self._opener.open(memoryview(self._buffer)[:count]))
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        pending, self._pending = self._pending, None
+        # A worker thread may still be reading: close and delete once it is done.
+        if pending is None or pending.done():
+            self._cleanup()
+        else:
+            pending.add_done_callback(self._cleanup)
+
+    def _cleanup(self, abandoned: asyncio.Future[bytes] | None = None) -> None:
+        if abandoned is not None and not abandoned.cancelled():
+            abandoned.exception()  # nobody will read it; retrieve so it is not logged as lost
+        self._reader.close()
+        with contextlib.suppress(OSError):
+            self._blobs.delete(self._share_id)
+
+
+class Upload:
+    """Plaintext in, sealed 1 MiB batches out to a ``.part`` file.
+
+    Sealing and writing happen inline on the event loop, one 1 MiB batch at a
+    time (about 0.3 ms of cipher and 0.2 ms of page-cache write). Measured on
+    2 cores, handing batches to a worker thread was slower: the thread must win
+    the GIL back after every chunk while the loop is busy parsing, and the
+    ``bench/`` figures dropped by 15-25 %. Reading the body is pull-based
+    (``app.http``), so a slow disk slows the client instead of filling memory.
+    """
+
+    def __init__(
+        self, service: ShareService, token: bytes, share_id: str, writer: BlobWriter
+    ) -> None:
+        self._service = service
+        self._settings = service.settings
+        self._token = token
+        self.share_id = share_id
+        self._writer = writer
+        self._file_key = os.urandom(crypto.KEY_BYTES)
+        self._sealer = crypto.StreamSealer(
+            self._file_key, share_id, crypto.DEFAULT_CHUNK_SIZE, BATCH_CHUNKS
+        )
+        # One fixed buffer: a growing bytearray reallocates on the hot path.
+        self._buffer = bytearray(self._sealer.batch_bytes)
+        self._filled = 0
+        self._header_written = False
+        self._done = False
+        self.size = 0
+        self._mark_refreshed = time.monotonic()
+
+    async def write(self, data: bytes | memoryview) -> None:
+        self.size += len(data)
+        if self.size > self._settings.max_upload_bytes:
+            raise UploadTooLarge(self._service.too_large_message)
+        view = memoryview(data)
+        capacity = len(self._buffer)
+        while view:
+            # A full buffer goes out only once more data proves it is not the last.
+            if self._filled == capacity:
+                self._seal_and_write(final=False)
+            count = min(len(view), capacity - self._filled)
+            self._buffer[self._filled : self._filled + count] = view[:count]
+            self._filled += count
+            view = view[count:]
+        now = time.monotonic()
+        if now - self._mark_refreshed > self._service.upload_mark_ttl / UPLOAD_MARK_FACTOR:
+            self._mark_refreshed = now
+            await self._service.metadata.mark_uploading(
+                self.share_id, self._service.upload_mark_ttl
+            )
+
+    def _seal_and_write(self, *, final: bool) -> None:
+        sealed = self._sealer.seal(memoryview(self._buffer)[: self._filled], final=final)
+        self._filled = 0
+        blobs = self._service.blobs
+        if not self._header_written:
+            blobs.ensure_room(len(sealed) + crypto.BLOB_HEADER_BYTES)
+            self._writer.write(self._sealer.header)
+            self._header_written = True
+        else:
+            blobs.ensure_room(len(sealed))
+        self._writer.write(sealed)
+
+    async def finish(
+        self,
+        *,
+        kind: ShareKind,
+        name: str,
+        content_type: str,
+        password: str,
+        expires_in: int | None,
+    ) -> CreatedShare:
+        """Seal the last batch, store the blob, then write the record that makes it live."""
+        service = self._service
+        password_bytes = service.validate_password(password)
+        lifetime = service.validate_expiry(expires_in)
+        self._seal_and_write(final=True)
+        await asyncio.to_thread(self._writer.commit)
+
+        salt = argon2 = password_hash = None
+        if password_bytes:
+            salt = os.urandom(SALT_BYTES)
+            argon2 = self._settings.argon2
+            password_hash = await service.argon2.hash(argon2, password_bytes, salt)
+        kek = crypto.key_encryption_key(self._token, password_hash)
+        sealed = crypto.seal_envelope(
+            kek,
+            self.share_id,
+            Envelope(file_key=self._file_key, name=name, content_type=content_type),
+        )
+        now = time.time()
+        record = ShareRecord(
+            share_id=self.share_id,
+            kind=kind,
+            size=self.size,
+            created_at=now,
+            expires_at=now + lifetime,
+            sealed_envelope=sealed,
+            salt=salt,
+            argon2=argon2,
+        )
+        await service.metadata.create(record)
+        self._done = True
+        return CreatedShare(
+            token=crypto.encode_token(self._token),
+            share_id=self.share_id,
+            kind=kind,
+            size=self.size,
+            protected=record.protected,
+            expires_at=record.expires_at,
+        )
+
+    async def abort(self) -> None:
+        """Remove every trace of an upload that did not finish. Safe to call twice."""
+        if self._done:
+            return
+        self._done = True
+        # The .part, or the .blob if the record was what failed to be written.
+        await asyncio.to_thread(self._writer.discard)
+        await asyncio.to_thread(self._service.blobs.delete, self.share_id)
+        try:
+            await self._service.metadata.clear_uploading(self.share_id)
+        except Exception:
+            log.warning(
+                "could not clear the upload mark of %s; it expires on its own", self.share_id[:8]
+            )
+
+
+def _parse_token(token_text: str) -> tuple[bytes, str]:
+    try:
+        token = crypto.decode_token(token_text)
+    except InvalidToken:
+        raise ShareNotFound(
+            "This link is not valid. Check that it was copied completely."
+        ) from None
+    return token, crypto.share_id_for(token)
+
+
+def _kind(value: str) -> ShareKind:
+    return "text" if value == "text" else "file"

@@ -1,0 +1,46 @@
+"""File names from uploads: cleaned on the way in, safely encoded on the way out."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from urllib.parse import quote
+
+MAX_NAME_BYTES = 255
+MAX_EXTENSION_CHARS = 16
+FALLBACK_NAME = "download"
+_UNSAFE_IN_QUOTED = re.compile(r'[^\x20-\x7e]|["\\%;]')
+
+
+def clean_filename(raw: str) -> str:
+    """The name a recipient will see and save under.
+
+    Drops any directory part (both separators), control and format characters
+    (which include the bidi overrides used to disguise ``exe.txt``), and caps
+    the length at 255 UTF-8 bytes while keeping the extension.
+    """
+    name = unicodedata.normalize("NFC", raw)
+    name = re.split(r"[/\\]", name)[-1]
+    name = "".join(char for char in name if unicodedata.category(char) not in {"Cc", "Cf"})
+    name = name.strip()
+    if not name.strip("."):
+        return FALLBACK_NAME
+    return _truncate(name)
+
+
+def _truncate(name: str) -> str:
+    if len(name.encode("utf-8")) <= MAX_NAME_BYTES:
+        return name
+    stem, dot, extension = name.rpartition(".")
+    if not dot or not stem or len(extension) > MAX_EXTENSION_CHARS:
+        stem, extension = name, ""
+    suffix = f".{extension}" if extension else ""
+    budget = MAX_NAME_BYTES - len(suffix.encode("utf-8"))
+    shortened = stem.encode("utf-8")[:budget].decode("utf-8", errors="ignore")
+    return shortened + suffix
+
+
+def content_disposition(name: str) -> str:
+    """``attachment`` with an ASCII fallback and the exact name per RFC 6266 / RFC 8187."""
+    fallback = _UNSAFE_IN_QUOTED.sub("_", name) or FALLBACK_NAME
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"

@@ -1,0 +1,31 @@
+"""GET /healthz for load balancers and monitors: Redis answers, the data directory is writable."""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis.exceptions
+from quart import Blueprint, Response
+
+from ..services import services
+from .responses import json_response
+
+blueprint = Blueprint("health", __name__)
+
+
+@blueprint.get("/healthz")
+async def health() -> Response:
+    current = services()
+    try:
+        redis_ok = await current.metadata.ping()
+    except (redis.exceptions.RedisError, OSError):
+        redis_ok = False
+    # A permission check, not a test write: monitors poll this every few seconds.
+    storage_ok = await asyncio.to_thread(current.blobs.is_writable)
+    healthy = redis_ok and storage_ok
+    response = json_response(
+        {"status": "ok" if healthy else "unavailable", "redis": redis_ok, "storage": storage_ok},
+        200 if healthy else 503,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
