@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 from collections.abc import Mapping
@@ -168,6 +169,8 @@ class _Env:
             value = float(raw)
         except ValueError:
             raise SettingsError(f"{name}: expected a number, got {raw!r}") from None
+        if not math.isfinite(value):
+            raise SettingsError(f"{name}: expected a finite number, got {raw!r}")
         return _in_range(name, value, minimum, None)
 
     def integer_list(self, name: str, default: tuple[int, ...]) -> tuple[int, ...]:

@@ -193,7 +193,9 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
             # listen for the client going away.
             await body.wait_until_read()
             if body.disconnected:
-                return
+                # The handler saw the disconnect as an exception and is cleaning
+                # up; let it finish rather than cancelling it halfway.
+                await asyncio.Event().wait()
         else:
             body.mark_empty()
         while True:
@@ -203,12 +205,14 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
 
 
 def _has_body(request: Request) -> bool:
+    """Whether a body may follow, to be read by the handler before we listen for disconnects.
+
+    Without a Content-Length, only the method can tell: a chunked HTTP/1.1 body,
+    HTTP/2 and 3 data frames and test clients all come without one.
+    """
     if request.content_length is not None:
         return request.content_length > 0
-    if request.headers.get("Transfer-Encoding", "").lower().strip() == "chunked":
-        return True
-    # HTTP/2 and 3 frame bodies without either header.
-    return not request.http_version.startswith("1") and request.method not in _BODYLESS_METHODS
+    return request.method not in _BODYLESS_METHODS
 
 
 _BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "TRACE"})

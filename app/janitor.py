@@ -40,6 +40,9 @@ class Janitor:
         self.metadata = metadata
         self.blobs = blobs
         self.interval = interval
+        self._stopping = False
+        # Set once the start-up pass has run (or failed), for tests and readiness.
+        self.started = asyncio.Event()
 
     async def run_once(self) -> JanitorReport | None:
         """One sweep; None if another process holds the janitor lock."""
@@ -77,11 +80,20 @@ class Janitor:
         )
 
     async def run_forever(self) -> None:
-        while True:
+        self._stopping = False
+        while not self._stopping:
             try:
                 await self.run_once()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("janitor pass failed; trying again in %.0f s", self.interval)
-            await asyncio.sleep(self.interval)
+            self.started.set()
+            if not self._stopping:
+                await asyncio.sleep(self.interval)
+
+    def stop(self, task: asyncio.Task[None]) -> None:
+        # The flag as well as the cancel: on Python 3.11, asyncio.wait_for (used
+        # inside redis-py) swallows a cancel that lands as its inner call finishes.
+        self._stopping = True
+        task.cancel()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import cast
 
 from quart import Quart, current_app
@@ -33,7 +33,7 @@ class Services:
     shares: ShareService
     janitor: Janitor
     embedded_redis: EmbeddedRedis | None = None
-    background: list[asyncio.Task[None]] = field(default_factory=list)
+    janitor_task: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -55,15 +55,14 @@ class Services:
         shares = ShareService(settings, metadata, blobs, Argon2Pool(settings.argon2_max_concurrent))
         janitor = Janitor(metadata, blobs, settings.janitor_interval)
         services = cls(settings, redis, metadata, blobs, shares, janitor, embedded)
-        services.background.append(asyncio.create_task(janitor.run_forever(), name="janitor"))
+        services.janitor_task = asyncio.create_task(janitor.run_forever(), name="janitor")
         return services
 
     async def stop(self) -> None:
-        for task in self.background:
-            task.cancel()
-        for task in self.background:
+        if self.janitor_task is not None:
+            self.janitor.stop(self.janitor_task)
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await self.janitor_task
         await self.redis.aclose()
         if self.embedded_redis is not None:
             await asyncio.to_thread(self.embedded_redis.stop)

@@ -19,11 +19,12 @@ def clean_filename(raw: str) -> str:
     (which include the bidi overrides used to disguise ``exe.txt``), and caps
     the length at 255 UTF-8 bytes while keeping the extension.
     """
-    name = unicodedata.normalize("NFC", raw)
-    name = re.split(r"[/\\]", name)[-1]
+    name = re.split(r"[/\\]", raw)[-1]
     name = "".join(char for char in name if unicodedata.category(char) not in {"Cc", "Cf"})
-    name = name.strip()
-    if not name.strip("."):
+    # Normalise after filtering: a removed format character can sit between a
+    # letter and its combining accent.
+    name = unicodedata.normalize("NFC", name).strip()
+    if not name.replace(" ", "").strip("."):
         return FALLBACK_NAME
     return _truncate(name)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from ..errors import InvalidInput, MalformedRequest, UploadTooLarge
@@ -62,7 +63,9 @@ async def receive_upload(request: StreamingRequest, shares: ShareService) -> Cre
         )
     except BaseException:
         if upload is not None:
-            await upload.abort()
+            # Shielded: a cancelled request (client gone, server stopping) must
+            # still remove its partial file and upload mark.
+            await asyncio.shield(upload.abort())
         raise
 
 

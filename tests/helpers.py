@@ -1,0 +1,103 @@
+"""Small tools shared by the tests: multipart bodies, uploads, and waiting on a condition."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import redis
+from quart.typing import TestClientProtocol as QuartClient
+
+BOUNDARY = "----onetimeshare-test-boundary"
+JSON = {"Accept": "application/json"}
+
+
+def multipart(
+    fields: dict[str, str] | None = None,
+    file: tuple[str, bytes] | None = None,
+    *,
+    file_field: str = "file",
+    close: bool = True,
+    content_type: str = "application/octet-stream",
+    file_first: bool = False,
+) -> tuple[bytes, dict[str, str]]:
+    """A multipart/form-data body; the file part comes last (as in our form) unless asked."""
+    parts: list[bytes] = []
+    for name, value in (fields or {}).items():
+        parts.append(
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+            + value.encode()
+            + b"\r\n"
+        )
+    if file is not None:
+        filename, data = file
+        head = (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{file_field}"; '
+            f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'
+        )
+        parts.insert(0 if file_first else len(parts), head.encode() + data + b"\r\n")
+    body = b"".join(parts) + (f"--{BOUNDARY}--\r\n".encode() if close else b"")
+    return body, {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+
+
+async def upload(
+    client: QuartClient,
+    data: bytes,
+    *,
+    filename: str = "report.pdf",
+    password: str | None = None,
+    expires_in: int | None = None,
+    expect: int = 201,
+) -> dict[str, Any]:
+    """Upload through the JSON API and return its answer."""
+    fields = {}
+    if password is not None:
+        fields["password"] = password
+    if expires_in is not None:
+        fields["expires_in"] = str(expires_in)
+    body, headers = multipart(fields, (filename, data))
+    response = await client.post("/upload", data=body, headers={**headers, **JSON})
+    assert response.status_code == expect, await response.get_data(as_text=True)
+    return await response.get_json()  # type: ignore[no-any-return]
+
+
+def share_keys(client: redis.Redis) -> list[bytes]:
+    """Every key a share or upload left in Redis (the janitor's own bookkeeping excluded)."""
+    return sorted(key for key in client.scan_iter() if not key.startswith(b"ots:janitor:"))
+
+
+def token_path(share: dict[str, Any]) -> str:
+    """The path part of a share link: /d/<token>."""
+    return "/d/" + share["url"].rsplit("/d/", 1)[1]
+
+
+def random_bytes(size: int) -> bytes:
+    return os.urandom(size)
+
+
+def wait_until(
+    condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02
+) -> None:
+    """Poll a condition until it holds; fail after ``timeout``.
+
+    This waits for a state to be reached (a process healthy, a TTL run out),
+    never for a guessed amount of time.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+async def wait_until_async(
+    condition: Callable[[], Awaitable[bool]], timeout: float = 10.0, interval: float = 0.02
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)

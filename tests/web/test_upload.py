@@ -1,0 +1,234 @@
+"""POST /upload: the streaming upload, its answers, and what it leaves on disk and in Redis."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from quart.typing import TestClientProtocol as QuartClient
+
+from app.config import Settings
+from app.crypto import decode_token, share_id_for
+from tests.helpers import JSON, multipart, random_bytes, share_keys, token_path, upload
+
+
+def stored_files(blob_dir: Path) -> list[str]:
+    return sorted(path.name for path in blob_dir.iterdir()) if blob_dir.exists() else []
+
+
+def all_redis_bytes(client: redis.Redis) -> bytes:
+    """Every key and value in Redis, concatenated, to search for secrets."""
+    dump = bytearray()
+    for key in client.scan_iter():
+        dump += key
+        kind = client.type(key)
+        if kind == b"hash":
+            for field, value in client.hgetall(key).items():
+                dump += field + value
+        elif kind == b"string":
+            dump += client.get(key) or b""
+    return bytes(dump)
+
+
+async def test_json_upload_answers_201_with_link_and_facts(
+    client: QuartClient, settings: Settings
+) -> None:
+    before = time.time()
+    share = await upload(client, b"hello world", filename="hello.txt")
+
+    assert set(share) == {"url", "id", "expires_at", "size", "protected"}
+    assert share["url"].startswith("http://localhost/d/")
+    token = decode_token(share["url"].rsplit("/", 1)[1])
+    assert share["id"] == share_id_for(token)
+    assert share["size"] == 11
+    assert share["protected"] is False
+    assert before + settings.default_expiry - 1 <= share["expires_at"] <= time.time() + 86400
+
+
+async def test_public_url_setting_builds_the_link(settings: Settings) -> None:
+    import dataclasses
+
+    from app import create_app
+
+    app = create_app(dataclasses.replace(settings, public_url="https://share.example.org"))
+    async with app.test_app():
+        share = await upload(app.test_client(), b"x")
+    assert share["url"].startswith("https://share.example.org/d/")
+
+
+async def test_html_form_upload_shows_the_link_and_is_not_cached(
+    client: QuartClient,
+) -> None:
+    body, headers = multipart({"expires_in": "3600"}, ("notes.txt", b"some notes"))
+    response = await client.post("/upload", data=body, headers=headers)
+
+    assert response.status_code == 201
+    assert response.headers["Cache-Control"] == "no-store"
+    page = await response.get_data(as_text=True)
+    assert "Your link is ready" in page
+    assert 'value="http://localhost/d/' in page
+
+
+async def test_blob_holds_only_ciphertext_and_redis_holds_no_secret(
+    client: QuartClient, blob_dir: Path, redis_client: redis.Redis
+) -> None:
+    marker = b"PLAINTEXT-MARKER-" * 4096
+    share = await upload(client, marker, filename="very-secret-name.env", password="pw-secret")
+
+    files = stored_files(blob_dir)
+    assert files == [f"{share['id']}.blob"]
+    blob = (blob_dir / files[0]).read_bytes()
+    assert b"PLAINTEXT-MARKER" not in blob
+    dump = all_redis_bytes(redis_client)
+    token = share["url"].rsplit("/", 1)[1]
+    for secret in (token.encode(), b"very-secret-name", b"pw-secret", b"PLAINTEXT-MARKER"):
+        assert secret not in dump
+    assert share["id"].encode() in dump  # the derived id names the keys
+
+
+async def test_fields_may_come_after_the_file(client: QuartClient) -> None:
+    body, headers = multipart(
+        {"password": "later", "expires_in": "300"}, ("a.txt", b"abc"), file_first=True
+    )
+    assert body.index(b'name="file"') < body.index(b'name="password"')
+    response = await client.post("/upload", data=body, headers={**headers, **JSON})
+    assert response.status_code == 201, await response.get_data(as_text=True)
+    share = await response.get_json()
+    assert share["protected"] is True
+    assert share["expires_at"] == pytest.approx(time.time() + 300, abs=5)
+
+
+@pytest.mark.parametrize(
+    ("fields", "file", "status", "message"),
+    [
+        ({"expires_in": "soon"}, ("a.txt", b"x"), 422, "expiry"),
+        ({"expires_in": "12345"}, ("a.txt", b"x"), 422, "expiry"),
+        ({"password": "p" * 1025}, ("a.txt", b"x"), 422, "1024 bytes"),
+        ({"expires_in": "300"}, None, 422, "Choose a file"),
+        ({}, ("", b""), 422, "Choose a file"),
+    ],
+)
+async def test_bad_forms_get_422_and_leave_nothing(
+    client: QuartClient,
+    blob_dir: Path,
+    redis_client: redis.Redis,
+    fields: dict[str, str],
+    file: tuple[str, bytes] | None,
+    status: int,
+    message: str,
+) -> None:
+    body, headers = multipart(fields, file)
+    response = await client.post("/upload", data=body, headers={**headers, **JSON})
+
+    assert response.status_code == status
+    payload = await response.get_json()
+    assert message in payload["error"]
+    assert stored_files(blob_dir) == []
+    assert share_keys(redis_client) == []
+
+
+async def test_bad_form_as_html_gets_a_human_page(client: QuartClient) -> None:
+    body, headers = multipart({"expires_in": "soon"}, ("a.txt", b"x"))
+    response = await client.post("/upload", data=body, headers=headers)
+    assert response.status_code == 422
+    page = await response.get_data(as_text=True)
+    assert "<h1>Please check the form</h1>" in page
+    assert "Traceback" not in page
+
+
+async def test_a_second_file_part_is_refused(client: QuartClient, blob_dir: Path) -> None:
+    first, headers = multipart(file=("a.txt", b"a"), close=False)
+    second, _ = multipart(file=("b.txt", b"b"))
+    response = await client.post("/upload", data=first + second, headers={**headers, **JSON})
+    assert response.status_code == 422
+    assert stored_files(blob_dir) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"file=abc", "application/x-www-form-urlencoded"),
+        (b"{}", "application/json"),
+        (b"--x\r\nnot really multipart", "multipart/form-data"),  # no boundary parameter
+    ],
+)
+async def test_non_multipart_bodies_get_400(
+    client: QuartClient, body: bytes, content_type: str
+) -> None:
+    response = await client.post(
+        "/upload", data=body, headers={"Content-Type": content_type, **JSON}
+    )
+    assert response.status_code == 400
+    assert "multipart/form-data" in (await response.get_json())["error"]
+
+
+async def test_multipart_without_closing_boundary_gets_400_and_leaves_nothing(
+    client: QuartClient, blob_dir: Path, redis_client: redis.Redis
+) -> None:
+    body, headers = multipart(file=("a.bin", random_bytes(300_000)), close=False)
+    response = await client.post("/upload", data=body, headers={**headers, **JSON})
+
+    assert response.status_code == 400
+    assert "closing boundary" in (await response.get_json())["error"]
+    assert stored_files(blob_dir) == []
+    assert share_keys(redis_client) == []
+
+
+async def test_file_over_the_limit_gets_413_and_leaves_nothing(
+    client: QuartClient, settings: Settings, blob_dir: Path, redis_client: redis.Redis
+) -> None:
+    body, headers = multipart(file=("big.bin", random_bytes(settings.max_upload_bytes + 1)))
+    response = await client.post("/upload", data=body, headers={**headers, **JSON})
+
+    assert response.status_code == 413
+    assert "at most 8 MiB" in (await response.get_json())["error"]
+    assert stored_files(blob_dir) == []
+    assert share_keys(redis_client) == []
+
+
+async def test_file_exactly_at_the_limit_is_accepted(
+    client: QuartClient, settings: Settings
+) -> None:
+    share = await upload(client, random_bytes(settings.max_upload_bytes))
+    assert share["size"] == settings.max_upload_bytes
+
+
+async def test_low_disk_space_gets_507_and_leaves_nothing(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    import dataclasses
+
+    from app import create_app
+
+    cramped = dataclasses.replace(settings, min_free_bytes=2**62)
+    app = create_app(cramped)
+    async with app.test_app():
+        body, headers = multipart(file=("a.txt", b"abc"))
+        response = await app.test_client().post("/upload", data=body, headers={**headers, **JSON})
+    assert response.status_code == 507
+    assert "disk space" in (await response.get_json())["error"]
+    assert stored_files(cramped.blob_dir) == []
+    assert share_keys(redis_client) == []
+
+
+async def test_empty_file_is_a_valid_share(client: QuartClient) -> None:
+    share = await upload(client, b"", filename="empty.txt")
+    response = await client.post(token_path(share))
+    assert response.status_code == 200
+    assert await response.get_data() == b""
+    assert response.headers["Content-Length"] == "0"
+
+
+async def test_client_disconnect_mid_upload_leaves_nothing(
+    app: object, client: QuartClient, blob_dir: Path, redis_client: redis.Redis
+) -> None:
+    body, headers = multipart(file=("a.bin", random_bytes(3 * 1024 * 1024)))
+    async with client.request(
+        "/upload", method="POST", headers={**headers, "Content-Length": str(len(body)), **JSON}
+    ) as connection:
+        await connection.send(body[: 2 * 1024 * 1024])
+        await connection.disconnect()
+    assert stored_files(blob_dir) == []
+    assert share_keys(redis_client) == []
