@@ -197,11 +197,12 @@ def ciphertext_size(plaintext_size: int, chunk_size: int) -> int:
 
 
 class StreamSealer:
-    """Seals plaintext batch by batch into blob bytes, reusing one output buffer.
+    """Seals plaintext batch by batch into blob bytes, alternating two output buffers.
 
     Callers pass whole chunks in every batch except the final one, and must
     hold back at least one byte (or nothing, for an empty file) for the final
-    batch so the last chunk carries the last-chunk flag.
+    batch so the last chunk carries the last-chunk flag. Two buffers let one
+    sealed batch be written out while the next is sealed.
     """
 
     def __init__(
@@ -219,15 +220,16 @@ class StreamSealer:
         self._cipher = ChaCha20Poly1305(file_key)
         self._counter = 0
         self._finished = False
-        self._out = bytearray(batch_chunks * (chunk_size + TAG_BYTES))
+        self._outs = [bytearray(batch_chunks * (chunk_size + TAG_BYTES)) for _ in range(2)]
+        self._turn = 0
 
     @property
     def batch_bytes(self) -> int:
-        """Plaintext bytes that fill the output buffer exactly."""
-        return len(self._out) // (self.chunk_size + TAG_BYTES) * self.chunk_size
+        """Plaintext bytes that fill an output buffer exactly."""
+        return len(self._outs[0]) // (self.chunk_size + TAG_BYTES) * self.chunk_size
 
     def seal(self, plaintext: bytes | bytearray | memoryview, *, final: bool) -> memoryview:
-        """Seal one batch; the returned view is valid until the next call."""
+        """Seal one batch; the returned view is valid until the call after next."""
         if self._finished:
             raise ValueError("stream already finished")
         view = memoryview(plaintext)
@@ -238,9 +240,10 @@ class StreamSealer:
             raise ValueError("the final batch must hold the last byte back")
         chunks = max(1, -(-size // self.chunk_size)) if final else size // self.chunk_size
         needed = size + chunks * TAG_BYTES
-        if needed > len(self._out):
-            self._out = bytearray(needed)
-        out = memoryview(self._out)
+        self._turn ^= 1
+        if needed > len(self._outs[self._turn]):
+            self._outs[self._turn] = bytearray(needed)
+        out = memoryview(self._outs[self._turn])
         written = 0
         for index in range(chunks):
             piece = view[index * self.chunk_size : (index + 1) * self.chunk_size]

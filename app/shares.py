@@ -328,12 +328,13 @@ class PlaintextStream:
 class Upload:
     """Plaintext in, sealed 1 MiB batches out to a ``.part`` file.
 
-    Sealing and writing happen inline on the event loop, one 1 MiB batch at a
-    time (about 0.3 ms of cipher and 0.2 ms of page-cache write). Measured on
-    2 cores, handing batches to a worker thread was slower: the thread must win
-    the GIL back after every chunk while the loop is busy parsing, and the
-    ``bench/`` figures dropped by 15-25 %. Reading the body is pull-based
-    (``app.http``), so a slow disk slows the client instead of filling memory.
+    The event loop seals each batch inline (about 0.3 ms per MiB) and a worker
+    thread writes the previous one meanwhile, so the loop never waits on the
+    disk. Sealing in the thread was measured slower on 2 cores: the thread
+    must win the GIL back after every 64 KiB chunk while the loop is busy
+    parsing; a write gives the GIL up once for the whole batch. Reading the
+    body is pull-based (``app.http``), so a slow disk slows the client instead
+    of filling memory.
     """
 
     def __init__(
@@ -348,9 +349,10 @@ class Upload:
         self._sealer = crypto.StreamSealer(
             self._file_key, share_id, crypto.DEFAULT_CHUNK_SIZE, BATCH_CHUNKS
         )
-        # One fixed buffer: a growing bytearray reallocates on the hot path.
+        # One fixed input buffer: a growing bytearray reallocates on the hot path.
         self._buffer = bytearray(self._sealer.batch_bytes)
         self._filled = 0
+        self._writing: asyncio.Future[None] | None = None
         self._header_written = False
         self._done = False
         self.size = 0
@@ -365,7 +367,7 @@ class Upload:
         while view:
             # A full buffer goes out only once more data proves it is not the last.
             if self._filled == capacity:
-                self._seal_and_write(final=False)
+                await self._seal_batch(final=False)
             count = min(len(view), capacity - self._filled)
             self._buffer[self._filled : self._filled + count] = view[:count]
             self._filled += count
@@ -377,9 +379,21 @@ class Upload:
                 self.share_id, self._service.upload_mark_ttl
             )
 
-    def _seal_and_write(self, *, final: bool) -> None:
+    async def _seal_batch(self, *, final: bool) -> None:
+        # The sealer alternates two output buffers, so this batch can be sealed
+        # while the previous one is still being written.
         sealed = self._sealer.seal(memoryview(self._buffer)[: self._filled], final=final)
         self._filled = 0
+        await self._settle()
+        self._writing = asyncio.ensure_future(asyncio.to_thread(self._write_sealed, sealed))
+
+    async def _settle(self) -> None:
+        """Wait for the write in flight, re-raising what it raised."""
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            await writing
+
+    def _write_sealed(self, sealed: memoryview) -> None:
         blobs = self._service.blobs
         if not self._header_written:
             blobs.ensure_room(len(sealed) + crypto.BLOB_HEADER_BYTES)
@@ -402,7 +416,8 @@ class Upload:
         service = self._service
         password_bytes = service.validate_password(password)
         lifetime = service.validate_expiry(expires_in)
-        self._seal_and_write(final=True)
+        await self._seal_batch(final=True)
+        await self._settle()
         await asyncio.to_thread(self._writer.commit)
 
         salt = argon2 = password_hash = None
@@ -443,6 +458,8 @@ class Upload:
         if self._done:
             return
         self._done = True
+        with contextlib.suppress(Exception):
+            await self._settle()  # never close the file under a write in flight
         # The .part, or the .blob if the record was what failed to be written.
         await asyncio.to_thread(self._writer.discard)
         await asyncio.to_thread(self._service.blobs.delete, self.share_id)

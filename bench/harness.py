@@ -1,0 +1,179 @@
+"""Shared benchmark plumbing: start servers as users do, measure RSS, drive curl."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET_KEY = "benchmark-secret-key-0123456789abcdefghijklmnop"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    base_url: str
+    data_dir: Path
+
+    def worker_pids(self) -> list[int]:
+        """The processes that serve requests: Hypercorn's children, or the process itself."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        pids = [int(pid) for pid in children.read_text().split()] if children.exists() else []
+        # The embedded Redis is a child too; it is not a worker.
+        workers = [pid for pid in pids if b"redis-server" not in _cmdline(pid)]
+        return workers or [self.process.pid]
+
+    def reset_peak_rss(self) -> None:
+        for pid in self.worker_pids():
+            # Linux: writing 5 resets the peak resident set size (VmHWM).
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+    def peak_rss_mib(self) -> float:
+        """The largest peak RSS among the workers, in MiB."""
+        peaks = []
+        for pid in self.worker_pids():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks.append(int(line.split()[1]) / 1024)
+        return max(peaks)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+@contextmanager
+def serve(
+    command: list[str],
+    *,
+    workers: int,
+    env: dict[str, str] | None = None,
+    data_dir: Path | None = None,
+) -> Iterator[Server]:
+    """Run a server command until the block ends; wait for /healthz first."""
+    own_dir = data_dir is None
+    directory = Path(tempfile.mkdtemp(prefix="ots-bench-")) if own_dir else data_dir
+    assert directory is not None
+    port = free_port()
+    environment = {
+        **os.environ,
+        "OTS_DATA_DIR": str(directory),
+        "SECRET_KEY": SECRET_KEY,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "OTS_WORKERS": str(workers),
+        **(env or {}),
+    }
+    log = open(directory / "server.log", "ab")  # noqa: SIM115
+    process = subprocess.Popen(
+        command, env=environment, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+    )
+    server = Server(process, f"http://127.0.0.1:{port}", directory)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError((directory / "server.log").read_text()[-3000:])
+            try:
+                if httpx.get(f"{server.base_url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.05)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+        if own_dir:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def product_command() -> list[str]:
+    return [sys.executable, "-m", "app", "serve"]
+
+
+def ceiling_command() -> list[str]:
+    return [sys.executable, "-m", "bench.ceiling_server"]
+
+
+def curl(*arguments: str) -> tuple[float, str]:
+    """Run curl; return (seconds, body). curl is the client because it is not the bottleneck."""
+    result = subprocess.run(
+        [
+            "curl",
+            "--silent",
+            "--show-error",
+            "--fail-with-body",
+            "--max-time",
+            "600",
+            "--write-out",
+            "\n%{time_total}",
+            *arguments,
+        ],
+        capture_output=True,
+        check=True,
+    )
+    body, _, seconds = result.stdout.rpartition(b"\n")
+    return float(seconds), body.decode(errors="replace")
+
+
+def upload_file(base_url: str, path: Path, *fields: str) -> tuple[float, dict[str, object]]:
+    extra = [item for field in fields for item in ("-F", field)]
+    seconds, body = curl(
+        "-H", "Accept: application/json", "-F", f"file=@{path}", *extra, f"{base_url}/upload"
+    )
+    return seconds, json.loads(body)
+
+
+def make_random_file(directory: Path, size: int) -> Path:
+    path = directory / f"random-{size}.bin"
+    if not path.exists() or path.stat().st_size != size:
+        with open(path, "wb") as file:
+            left = size
+            while left:
+                piece = min(left, 16 * 1024 * 1024)
+                file.write(os.urandom(piece))
+                left -= piece
+    return path
+
+
+def parse_size(text: str) -> int:
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3}
+    text = text.strip().upper().removesuffix("IB").removesuffix("B")
+    if text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def human_size(size: int) -> str:
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= factor:
+            return f"{size / factor:g} {unit}"
+    return f"{size} B"
