@@ -9,6 +9,7 @@ from quart import Quart
 from . import services
 from .config import Settings
 from .http import DEFAULT_BODY_LIMIT, StreamingHTTPConnection, StreamingRequest
+from .runtime import tune_for_large_transfers
 from .web import download, errors, filters, health, pages, upload
 
 __version__ = "0.1.0"
@@ -18,6 +19,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 def create_app(settings: Settings | None = None) -> Quart:
     settings = settings or Settings.from_env()
+    tune_for_large_transfers()
     app = Quart(
         __name__,
         template_folder=str(PROJECT_ROOT / "templates"),

@@ -14,9 +14,11 @@ from collections.abc import AsyncIterator
 from quart import Quart, Response, request
 
 from app.http import StreamingHTTPConnection, StreamingRequest
+from app.runtime import tune_for_large_transfers
 
 PIECE = memoryview(bytes(1024 * 1024))
 
+tune_for_large_transfers()  # the same process tuning as the product
 app = Quart(__name__)
 app.request_class = StreamingRequest
 app.asgi_http_class = StreamingHTTPConnection
