@@ -1,14 +1,17 @@
 # One command to run, one to test; both install what they need first.
 #   make run    the service on http://127.0.0.1:8000 (embedded Redis unless REDIS_URL is set)
-#   make test   lint, type-check and the whole test suite
+#   make test   lint, type-check and the whole test suite, browser tests included
 #   make bench  the benchmarks in bench/ (not part of the tests)
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+VENDOR := static/vendor/.installed
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test lint bench clean
+.PHONY: install browser run test lint bench clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +19,20 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-install: $(INSTALLED)
+# Front-end libraries come from the npm registry at pinned versions, never from git.
+$(VENDOR): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p static/vendor
+	cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
+	cp node_modules/htmx-ext-sse/dist/sse.min.js static/vendor/sse.min.js
+	touch $@
+
+install: $(INSTALLED) $(VENDOR)
+
+# The browser tests drive Debian's Chromium (Playwright cannot download its own here).
+browser:
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 run: install
 	$(BIN)/onetimeshare serve
@@ -26,11 +42,11 @@ lint: install
 	$(BIN)/ruff format --check app tests bench
 	$(BIN)/mypy
 
-test: lint
+test: lint browser
 	$(BIN)/pytest
 
 bench: install
 	$(BIN)/python -m bench.transfer
 
 clean:
-	rm -rf $(VENV) data artifacts .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules static/vendor data artifacts .pytest_cache .mypy_cache .ruff_cache

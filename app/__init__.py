@@ -10,7 +10,7 @@ from . import services
 from .config import Settings
 from .http import DEFAULT_BODY_LIMIT, StreamingHTTPConnection, StreamingRequest
 from .runtime import tune_for_large_transfers
-from .web import download, errors, filters, health, pages, upload
+from .web import download, errors, filters, health, pages, revoke, security, upload
 
 __version__ = "0.1.0"
 
@@ -38,10 +38,12 @@ def create_app(settings: Settings | None = None) -> Quart:
     )
     app.jinja_env.globals["app_version"] = __version__
     filters.install(app)
+    security.install(app, settings)
     for blueprint in (
         pages.blueprint,
         upload.blueprint,
         download.blueprint,
+        revoke.blueprint,
         health.blueprint,
         errors.blueprint,
     ):

@@ -63,7 +63,9 @@ class Settings:
     port: int = 8000
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     public_url: str | None = None
+    hsts: bool = False
     max_upload_bytes: int = 1 * GIB
+    max_text_bytes: int = 1 * MIB
     expiry_choices: tuple[int, ...] = (300, 3600, 86400, 604800)
     default_expiry: int = 86400
     max_expiry: int = 604800
@@ -116,7 +118,9 @@ class Settings:
             port=env.integer("PORT", 8000, minimum=0, maximum=65535),
             workers=env.integer("OTS_WORKERS", os.cpu_count() or 1, minimum=1, maximum=256),
             public_url=(env.text("OTS_PUBLIC_URL", "").rstrip("/") or None),
+            hsts=env.boolean("OTS_HSTS", False),
             max_upload_bytes=env.integer("OTS_MAX_UPLOAD_BYTES", 1 * GIB, minimum=1),
+            max_text_bytes=env.integer("OTS_MAX_TEXT_BYTES", 1 * MIB, minimum=1, maximum=16 * MIB),
             expiry_choices=choices,
             default_expiry=default_expiry,
             max_expiry=max_expiry,
@@ -148,6 +152,16 @@ class _Env:
 
     def text(self, name: str, default: str) -> str:
         return self._environ.get(name, default).strip()
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self._environ.get(name, "").strip().lower()
+        if not raw:
+            return default
+        if raw in {"1", "true", "yes", "on"}:
+            return True
+        if raw in {"0", "false", "no", "off"}:
+            return False
+        raise SettingsError(f"{name}: expected true or false, got {raw!r}")
 
     def integer(
         self, name: str, default: int, *, minimum: int | None = None, maximum: int | None = None

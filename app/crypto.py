@@ -98,6 +98,11 @@ def share_id_for(token: bytes) -> str:
     return derive(token, "share-id", SHARE_ID_BYTES).hex()
 
 
+def revoke_id_for(revoke_token: bytes) -> str:
+    """The Redis name of a revoke capability (an independent token, not the share link)."""
+    return derive(revoke_token, "revoke-id", SHARE_ID_BYTES).hex()
+
+
 @dataclass(frozen=True, slots=True)
 class Argon2Params:
     """Argon2id cost, stored with every protected share so it can be raised later."""

@@ -30,3 +30,34 @@ def human_duration(seconds: float) -> str:
         if len(parts) == 2:
             break
     return " ".join(parts) or "0 seconds"
+
+
+def countdown_words(seconds: float) -> str:
+    """Time left as people say it: '4 h 12 min', '3 min 20 s', '45 s'."""
+    left = max(0, int(seconds))
+    days, rest = divmod(left, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {secs} s" if minutes < 10 else f"{minutes} min"
+    return f"{secs} s"
+
+
+def refresh_after(seconds: float) -> int:
+    """How soon a countdown should refresh: finer as the end nears, never past the end."""
+    left = max(0, int(seconds))
+    if left > 86400:
+        step = 600
+    elif left > 3600:
+        step = 60
+    elif left > 600:
+        step = 15
+    elif left > 60:
+        step = 5
+    else:
+        step = 1
+    return max(1, min(step, left + 1))

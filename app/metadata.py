@@ -8,6 +8,10 @@ Keys (``<id>`` is the share id derived from the token, never the token):
   happens), kept ``tombstone_seconds`` past the expiry so the link can say why.
 * ``ots:upload:<id>`` present while an upload streams; the janitor leaves the
   ``.part``/``.blob`` of such an id alone.
+* ``ots:revoke:<rid>`` the share id a revoke link may destroy; ``<rid>`` is derived
+  from the uploader's separate revoke token, same TTL as the share.
+* ``ots:progress:<upload id>`` bytes received and the phase of an upload, for the
+  progress fragment; no secrets.
 * ``ots:janitor:lock`` one janitor at a time across workers and instances.
 
 Every state change that must be exactly-once runs as one Lua script.
@@ -32,6 +36,7 @@ PREFIX = "ots:"
 _CLAIM = """
 if redis.call('DEL', KEYS[1]) == 0 then return 0 end
 redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+redis.call('DEL', KEYS[3])
 return 1
 """
 
@@ -41,7 +46,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local tries = redis.call('HINCRBY', KEYS[1], 'tries', 1)
 local left = tonumber(ARGV[1]) - tries
 if left > 0 then return left end
-redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[3])
 redis.call('SET', KEYS[2], 'destroyed', 'EX', ARGV[2])
 return 0
 """
@@ -63,6 +68,7 @@ class ShareRecord:
     salt: bytes | None = None
     argon2: Argon2Params | None = None
     tries: int = 0
+    revoke_id: str = ""
 
     @property
     def protected(self) -> bool:
@@ -77,6 +83,7 @@ class ShareRecord:
             "expires": self.expires_at,
             "sealed": self.sealed_envelope,
             "tries": self.tries,
+            "rid": self.revoke_id,
         }
         if self.salt is not None and self.argon2 is not None:
             fields |= {
@@ -107,6 +114,7 @@ class ShareRecord:
             salt=salt,
             argon2=argon2,
             tries=int(fields.get(b"tries", b"0")),
+            revoke_id=fields.get(b"rid", b"").decode(),
         )
 
 
@@ -130,6 +138,10 @@ class MetadataStore:
     def upload_key(share_id: str) -> str:
         return f"{PREFIX}upload:{share_id}"
 
+    @staticmethod
+    def revoke_key(revoke_id: str) -> str:
+        return f"{PREFIX}revoke:{revoke_id}"
+
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
 
@@ -144,9 +156,10 @@ class MetadataStore:
     # --- the share record ---
 
     async def create(self, record: ShareRecord) -> None:
-        """Store the record, its expiry and its tombstone, and end the upload mark, at once."""
+        """Store the record, its expiry, tombstone and revoke capability; end the upload mark."""
         ttl = max(1, round(record.expires_at - time.time()))
         async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self.revoke_key(record.revoke_id), record.share_id, ex=ttl)
             pipe.hset(self.share_key(record.share_id), mapping=record.to_redis())  # type: ignore[arg-type]
             pipe.expire(self.share_key(record.share_id), ttl)
             pipe.set(self.gone_key(record.share_id), b"expired", ex=ttl + self.tombstone_seconds)
@@ -159,20 +172,42 @@ class MetadataStore:
             return None
         return ShareRecord.from_redis(share_id, fields)
 
+    async def revoke_target(self, revoke_id: str) -> str | None:
+        share_id = cast(bytes | None, await self.redis.get(self.revoke_key(revoke_id)))
+        return None if share_id is None else share_id.decode()
+
     async def gone_reason(self, share_id: str) -> GoneReason:
         reason = cast(bytes | None, await self.redis.get(self.gone_key(share_id)))
         if reason is None:
             return "unknown"
         return cast(GoneReason, reason.decode())
 
-    async def claim(self, share_id: str, reason: GoneReason = "downloaded") -> bool:
-        """Consume the share; True for exactly one caller."""
-        keys = [self.share_key(share_id), self.gone_key(share_id)]
+    async def claim(self, share_id: str, revoke_id: str, reason: GoneReason = "downloaded") -> bool:
+        """Consume the share (and its revoke capability); True for exactly one caller."""
+        keys = [self.share_key(share_id), self.gone_key(share_id), self.revoke_key(revoke_id)]
         return bool(await self._claim(keys=keys, args=[reason, self.tombstone_seconds]))
 
-    async def record_failed_attempt(self, share_id: str, max_tries: int) -> int:
-        keys = [self.share_key(share_id), self.gone_key(share_id)]
+    async def record_failed_attempt(self, share_id: str, revoke_id: str, max_tries: int) -> int:
+        keys = [self.share_key(share_id), self.gone_key(share_id), self.revoke_key(revoke_id)]
         return int(await self._fail_attempt(keys=keys, args=[max_tries, self.tombstone_seconds]))
+
+    # --- upload progress, for the progress fragment ---
+
+    @staticmethod
+    def progress_key(upload_id: str) -> str:
+        return f"{PREFIX}progress:{upload_id}"
+
+    async def set_progress(
+        self, upload_id: str, fields: dict[str, str | int | float], ttl_seconds: int
+    ) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.progress_key(upload_id), mapping=fields)  # type: ignore[arg-type]
+            pipe.expire(self.progress_key(upload_id), ttl_seconds)
+            await pipe.execute()
+
+    async def get_progress(self, upload_id: str) -> dict[str, str]:
+        fields = cast(dict[bytes, bytes], await self.redis.hgetall(self.progress_key(upload_id)))
+        return {key.decode(): value.decode() for key, value in fields.items()}
 
     # --- janitor support ---
 

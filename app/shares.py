@@ -18,6 +18,7 @@ from . import crypto
 from .config import Settings
 from .crypto import DecryptionError, Envelope, InvalidToken
 from .errors import (
+    GoneReason,
     InvalidInput,
     PasswordRequired,
     ShareDestroyed,
@@ -44,6 +45,7 @@ UPLOAD_MARK_FACTOR = 3
 @dataclass(frozen=True, slots=True)
 class CreatedShare:
     token: str
+    revoke_token: str
     share_id: str
     kind: ShareKind
     size: int
@@ -62,6 +64,14 @@ class ShareView:
     expires_at: float
     tries_left: int
     name: str | None  # None for protected shares: the name is sealed with the password
+
+
+@dataclass(frozen=True, slots=True)
+class ShareStatus:
+    """A share as its link sees it now: live, or gone and why."""
+
+    live: ShareView | None
+    gone_reason: GoneReason | None
 
 
 @dataclass(slots=True)
@@ -131,13 +141,28 @@ class ShareService:
 
     async def inspect(self, token_text: str) -> ShareView:
         token, share_id = _parse_token(token_text)
+        return self._view(token, await self._live_record(share_id))
+
+    async def status(self, token_text: str) -> ShareStatus:
+        """Live or gone, without raising for gone: countdowns must flip to a final state."""
+        try:
+            return ShareStatus(live=await self.inspect(token_text), gone_reason=None)
+        except ShareGone as gone:
+            return ShareStatus(live=None, gone_reason=gone.reason)
+
+    async def unlock(self, token_text: str, password: str | None) -> ShareView:
+        """Check a password without consuming the share; wrong ones count as usual."""
+        token, share_id = _parse_token(token_text)
         record = await self._live_record(share_id)
+        await self._unseal(token, record, password)
+        return self._view(token, record)
+
+    def _view(self, token: bytes, record: ShareRecord) -> ShareView:
         name = None
         if not record.protected:
-            envelope = self._open_envelope(token, record, None)
-            name = envelope.name
+            name = self._open_envelope(token, record, None).name
         return ShareView(
-            share_id=share_id,
+            share_id=record.share_id,
             kind=_kind(record.kind),
             size=record.size,
             protected=record.protected,
@@ -156,16 +181,10 @@ class ShareService:
         """
         token, share_id = _parse_token(token_text)
         record = await self._live_record(share_id)
-        password_hash = None
-        if record.protected:
-            password_hash = await self._password_hash(record, password)
-        try:
-            envelope = self._open_envelope(token, record, password_hash)
-        except WrongPassword:
-            raise await self._failed_attempt(record) from None
+        envelope = await self._unseal(token, record, password)
         reader, opener = await asyncio.to_thread(self._open_blob, envelope, record)
         try:
-            won = await self.metadata.claim(share_id)
+            won = await self.metadata.claim(share_id, record.revoke_id)
         except BaseException:
             reader.close()
             raise
@@ -180,12 +199,32 @@ class ShareService:
             chunks=PlaintextStream(reader, opener, self.blobs, share_id),
         )
 
+    async def reveal_text(self, token_text: str, password: str | None) -> str:
+        """Claim a text share and return the message; it is gone afterwards like a file."""
+        download = await self.claim(token_text, password)
+        try:
+            data = b"".join([piece async for piece in download.chunks])
+        finally:
+            await download.chunks.aclose()
+        return data.decode("utf-8", errors="replace")
+
+    async def _unseal(self, token: bytes, record: ShareRecord, password: str | None) -> Envelope:
+        """Open the envelope, checking and counting the password for protected shares."""
+        password_hash = None
+        if record.protected:
+            password_hash = await self._password_hash(record, password)
+        try:
+            return self._open_envelope(token, record, password_hash)
+        except WrongPassword:
+            raise await self._failed_attempt(record) from None
+
     async def _password_hash(self, record: ShareRecord, password: str | None) -> bytes:
         assert record.salt is not None and record.argon2 is not None
         tries_left = self.settings.max_password_tries - record.tries
         if not password:
+            what = "message" if record.kind == "text" else "file"
             raise PasswordRequired(
-                "This file is protected. Enter the password to download it.", tries_left
+                f"This {what} is protected. Enter the password to open it.", tries_left
             )
         encoded = self.validate_password(password)
         return await self.argon2.hash(record.argon2, encoded, record.salt)
@@ -193,7 +232,7 @@ class ShareService:
     async def _failed_attempt(self, record: ShareRecord) -> ShareError:
         """Count a wrong password and say what it cost."""
         left = await self.metadata.record_failed_attempt(
-            record.share_id, self.settings.max_password_tries
+            record.share_id, record.revoke_id, self.settings.max_password_tries
         )
         if left < 0:
             return ShareGone(await self.metadata.gone_reason(record.share_id))
@@ -201,11 +240,56 @@ class ShareService:
             await self._delete_blob(record.share_id)
             return ShareDestroyed(
                 "Wrong password. That was the last try: the share has been "
-                "destroyed and can no longer be downloaded."
+                "destroyed and can no longer be opened."
             )
         plural = "try" if left == 1 else "tries"
         return WrongPassword(
             f"Wrong password. {left} {plural} left before the share is destroyed.", left
+        )
+
+    # --- revoking, by the uploader ---
+
+    async def revoke_status(self, revoke_text: str) -> ShareStatus:
+        share_id = await self._revoked_share_id(revoke_text)
+        if share_id is None:
+            return ShareStatus(live=None, gone_reason="unknown")
+        record = await self.metadata.get(share_id)
+        if record is None:
+            return ShareStatus(live=None, gone_reason=await self.metadata.gone_reason(share_id))
+        return ShareStatus(live=self._anonymous_view(record), gone_reason=None)
+
+    async def revoke(self, revoke_text: str) -> ShareStatus:
+        """Destroy a share before anyone downloads it; says what happened if it was already gone."""
+        revoke_id = self._revoke_id(revoke_text)
+        share_id = await self.metadata.revoke_target(revoke_id)
+        if share_id is None:
+            return ShareStatus(live=None, gone_reason="unknown")
+        if await self.metadata.claim(share_id, revoke_id, reason="revoked"):
+            await self._delete_blob(share_id)
+            return ShareStatus(live=None, gone_reason="revoked")
+        return ShareStatus(live=None, gone_reason=await self.metadata.gone_reason(share_id))
+
+    async def _revoked_share_id(self, revoke_text: str) -> str | None:
+        return await self.metadata.revoke_target(self._revoke_id(revoke_text))
+
+    @staticmethod
+    def _revoke_id(revoke_text: str) -> str:
+        try:
+            revoke_token = crypto.decode_token(revoke_text)
+        except InvalidToken:
+            raise ShareNotFound("This revoke link is not valid.") from None
+        return crypto.revoke_id_for(revoke_token)
+
+    def _anonymous_view(self, record: ShareRecord) -> ShareView:
+        """What the uploader's revoke page shows: no name, the link's token is not at hand."""
+        return ShareView(
+            share_id=record.share_id,
+            kind=_kind(record.kind),
+            size=record.size,
+            protected=record.protected,
+            expires_at=record.expires_at,
+            tries_left=self.settings.max_password_tries - record.tries,
+            name=None,
         )
 
     def _open_blob(
@@ -432,6 +516,7 @@ class Upload:
             Envelope(file_key=self._file_key, name=name, content_type=content_type),
         )
         now = time.time()
+        revoke_token = crypto.new_token()
         record = ShareRecord(
             share_id=self.share_id,
             kind=kind,
@@ -441,11 +526,13 @@ class Upload:
             sealed_envelope=sealed,
             salt=salt,
             argon2=argon2,
+            revoke_id=crypto.revoke_id_for(revoke_token),
         )
         await service.metadata.create(record)
         self._done = True
         return CreatedShare(
             token=crypto.encode_token(self._token),
+            revoke_token=crypto.encode_token(revoke_token),
             share_id=self.share_id,
             kind=kind,
             size=self.size,

@@ -1,13 +1,17 @@
-"""The recipient's side: a landing page that never consumes, and the one-time download."""
+"""The recipient's side: a landing page that never consumes, the one-time download or reveal,
+the password check, and the expiry countdown."""
 
 from __future__ import annotations
 
+import time
+
 from quart import Blueprint, Response, request
 
-from ..errors import PasswordRequired
+from ..errors import PasswordRequired, ShareDestroyed
 from ..services import services
+from ..shares import ShareView
 from .filenames import content_disposition
-from .responses import no_store, page, wants_json
+from .responses import is_htmx, no_store, page, wants_json
 
 blueprint = Blueprint("download", __name__)
 
@@ -16,23 +20,45 @@ blueprint = Blueprint("download", __name__)
 async def landing(token: str) -> Response:
     # Safe for link previews and mail scanners: looking never consumes.
     share = await services().shares.inspect(token)
-    return no_store(await page("landing.html", share=share, token=token))
+    return no_store(await page("landing.html", share=share, token=token, now=time.time()))
+
+
+@blueprint.get("/d/<token>/status")
+async def status(token: str) -> Response:
+    """The expiry countdown; it refreshes itself until the share is gone."""
+    current = await services().shares.status(token)
+    return no_store(await page("share_status.html", status=current, token=token, now=time.time()))
+
+
+@blueprint.post("/d/<token>/unlock")
+async def unlock(token: str) -> Response:
+    """Check a file's password without consuming it, then hand over a ready download form.
+
+    htmx posts the password form here so a wrong password can be swapped in
+    place (a download response cannot be); the browser then downloads with a
+    plain form post, which checks the password once more and consumes.
+    """
+    password = (await request.form).get("password")
+    shares = services().shares
+    try:
+        share = await shares.unlock(token, password)
+    except (PasswordRequired, ShareDestroyed) as error:
+        return await _password_problem(token, error)
+    return no_store(await page("unlocked.html", share=share, token=token, password=password))
 
 
 @blueprint.post("/d/<token>")
 async def download(token: str) -> Response:
-    form = await request.form
+    password = (await request.form).get("password")
     shares = services().shares
     try:
-        result = await shares.claim(token, form.get("password"))
-    except PasswordRequired as error:
-        if wants_json():
-            raise
-        # Show the password form again, with what went wrong and the tries left.
-        share = await shares.inspect(token)
-        return no_store(
-            await page("landing.html", error.status, share=share, token=token, error=error.message)
-        )
+        view = await shares.inspect(token)
+        if view.kind == "text":
+            text = await shares.reveal_text(token, password)
+            return no_store(await page("reveal.html", share=view, text=text))
+        result = await shares.claim(token, password)
+    except (PasswordRequired, ShareDestroyed) as error:
+        return await _password_problem(token, error)
     response = Response(
         result.chunks,
         status=200,
@@ -45,4 +71,30 @@ async def download(token: str) -> Response:
     )
     # Idle timeouts guard the transfer instead of a total deadline (see app.http).
     response.timeout = None
+    return no_store(response)
+
+
+async def _password_problem(token: str, error: PasswordRequired | ShareDestroyed) -> Response:
+    """A missing or wrong password shows the form again with the tries left; the last
+    wrong one shows that the share is gone. JSON clients get the error as JSON."""
+    if wants_json() or isinstance(error, ShareDestroyed):
+        raise error
+    share: ShareView = await services().shares.inspect(token)
+    if not is_htmx():
+        return no_store(
+            await page(
+                "landing.html",
+                error.status,
+                share=share,
+                token=token,
+                error=error.message,
+                now=time.time(),
+            )
+        )
+    response = await page(
+        "partials/password_form.html", error.status, share=share, token=token, error=error.message
+    )
+    # Success replaces the whole panel; a password problem only the form.
+    response.headers["HX-Retarget"] = "#password-panel"
+    response.headers["HX-Reswap"] = "outerHTML"
     return no_store(response)

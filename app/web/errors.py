@@ -9,7 +9,7 @@ from quart import Blueprint, Response
 from werkzeug.exceptions import HTTPException
 
 from ..errors import ServiceUnavailable, ShareError, ShareGone
-from .responses import json_response, no_store, page, wants_json
+from .responses import is_htmx, json_response, no_store, page, wants_json
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,10 @@ async def render_error(
         response = await page(
             "error.html", status, title=title, message=message, code=code, **extra
         )
+        if is_htmx():
+            # Whatever part of the page asked, an error replaces the whole panel.
+            response.headers["HX-Retarget"] = "#share-panel"
+            response.headers["HX-Reswap"] = "outerHTML"
     return no_store(response)
 
 

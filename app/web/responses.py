@@ -17,10 +17,10 @@ def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
-async def page(template: str, status: int = 200, **context: Any) -> Response:
+async def page(template: str, status_code: int = 200, /, **context: Any) -> Response:
     """Render a page; an htmx request gets just its fragment (the template decides)."""
     body = await render_template(template, htmx=is_htmx(), **context)
-    response = Response(body, status=status, content_type="text/html; charset=utf-8")
+    response = Response(body, status=status_code, content_type="text/html; charset=utf-8")
     response.vary.add("HX-Request")
     return response
 

@@ -1,29 +1,50 @@
-"""POST /upload: the form and the JSON API share one handler."""
+"""POST /upload (the form and the JSON API share one handler) and the upload progress fragment."""
 
 from __future__ import annotations
 
+import time
 from typing import cast
 
-from quart import Blueprint, Response, request
+from quart import Blueprint, Response, abort, request
 
+from ..errors import ShareError
 from ..http import StreamingRequest
+from ..progress import read_progress, valid_upload_id
 from ..services import services
+from .pages import share_form
 from .responses import json_response, no_store, page, wants_json
-from .upload_form import receive_upload
-from .urls import share_url
+from .upload_form import UploadForm, receive_upload
+from .urls import revoke_url, share_url
 
 blueprint = Blueprint("upload", __name__)
 
 
 @blueprint.post("/upload")
 async def create_share() -> Response:
-    created = await receive_upload(cast(StreamingRequest, request), services().shares)
+    form = UploadForm()
+    try:
+        created = await receive_upload(cast(StreamingRequest, request), services().shares, form)
+    except ShareError as error:
+        if wants_json():
+            raise
+        # Show the form again, as filled in, with what went wrong (files must be re-chosen).
+        mode = "text" if form.text is not None else "file"
+        return no_store(
+            await share_form(
+                mode,
+                status=error.status,
+                error=error.message,
+                expires_in=form.expires_in,
+                text=form.text or "",
+            )
+        )
     url = share_url(created.token)
     if wants_json():
         return no_store(
             json_response(
                 {
                     "url": url,
+                    "revoke_url": revoke_url(created.revoke_token),
                     "id": created.share_id,
                     "expires_at": created.expires_at,
                     "size": created.size,
@@ -32,4 +53,23 @@ async def create_share() -> Response:
                 201,
             )
         )
-    return no_store(await page("created.html", 201, share=created, url=url))
+    # Rendered, not redirected: a redirect would put the secret link in the history.
+    return no_store(
+        await page(
+            "created.html",
+            201,
+            share=created,
+            url=url,
+            revoke_url=revoke_url(created.revoke_token),
+            token=created.token,
+            now=time.time(),
+        )
+    )
+
+
+@blueprint.get("/upload/progress/<upload_id>")
+async def upload_progress(upload_id: str) -> Response:
+    if not valid_upload_id(upload_id):
+        abort(404)
+    progress = await read_progress(services().metadata, upload_id)
+    return no_store(await page("upload_status.html", progress=progress, upload_id=upload_id))

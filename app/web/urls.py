@@ -1,4 +1,4 @@
-"""Absolute links to shares."""
+"""Absolute links to shares and to their revoke pages."""
 
 from __future__ import annotations
 
@@ -7,11 +7,17 @@ from quart import request
 from ..services import services
 
 
-def share_url(token: str) -> str:
-    """The link to hand to the recipient.
+def _base() -> str:
+    # OTS_PUBLIC_URL wins when set, so a spoofed Host header cannot make the
+    # service hand out links to somebody else's domain.
+    return services().settings.public_url or request.host_url.rstrip("/")
 
-    ``OTS_PUBLIC_URL`` wins when set, so a spoofed ``Host`` header cannot make
-    the service hand out links to somebody else's domain.
-    """
-    base = services().settings.public_url or request.host_url.rstrip("/")
-    return f"{base}/d/{token}"
+
+def share_url(token: str) -> str:
+    """The link to hand to the recipient."""
+    return f"{_base()}/d/{token}"
+
+
+def revoke_url(revoke_token: str) -> str:
+    """The uploader's private link to destroy the share early."""
+    return f"{_base()}/r/{revoke_token}"

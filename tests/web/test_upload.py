@@ -38,7 +38,10 @@ async def test_json_upload_answers_201_with_link_and_facts(
     before = time.time()
     share = await upload(client, b"hello world", filename="hello.txt")
 
-    assert set(share) == {"url", "id", "expires_at", "size", "protected"}
+    assert set(share) == {"url", "revoke_url", "id", "expires_at", "size", "protected"}
+    assert share["revoke_url"].startswith("http://localhost/r/")
+    revoke_token = share["revoke_url"].rsplit("/", 1)[1]
+    assert revoke_token != share["url"].rsplit("/", 1)[1]
     assert share["url"].startswith("http://localhost/d/")
     token = decode_token(share["url"].rsplit("/", 1)[1])
     assert share["id"] == share_id_for(token)
@@ -129,12 +132,16 @@ async def test_bad_forms_get_422_and_leave_nothing(
     assert share_keys(redis_client) == []
 
 
-async def test_bad_form_as_html_gets_a_human_page(client: QuartClient) -> None:
-    body, headers = multipart({"expires_in": "soon"}, ("a.txt", b"x"))
+async def test_bad_form_in_a_browser_shows_the_form_again_with_the_error(
+    client: QuartClient,
+) -> None:
+    body, headers = multipart({"expires_in": "soon", "password": "pw"}, ("a.txt", b"x"))
     response = await client.post("/upload", data=body, headers=headers)
     assert response.status_code == 422
     page = await response.get_data(as_text=True)
-    assert "<h1>Please check the form</h1>" in page
+    assert '<p class="form-error" role="alert" id="form-error">Choose one of the offered' in page
+    assert 'name="file" type="file"' in page
+    assert 'value="pw"' not in page  # passwords are never written back into a page
     assert "Traceback" not in page
 
 
