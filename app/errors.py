@@ -11,7 +11,8 @@ from typing import ClassVar, Literal
 GoneReason = Literal["downloaded", "expired", "destroyed", "revoked", "lost", "unknown"]
 
 GONE_MESSAGES: dict[str, str] = {
-    "downloaded": "This file was already downloaded. One-time links work only once.",
+    "downloaded": "This was already downloaded (or read, for a message). "
+    "One-time links work only once.",
     "expired": "This link has expired and the file was deleted.",
     "destroyed": "This share was destroyed after too many wrong passwords.",
     "revoked": "The sender revoked this share before it was downloaded.",

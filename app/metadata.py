@@ -9,7 +9,8 @@ Keys (``<id>`` is the share id derived from the token, never the token):
 * ``ots:upload:<id>`` present while an upload streams; the janitor leaves the
   ``.part``/``.blob`` of such an id alone.
 * ``ots:revoke:<rid>`` the share id a revoke link may destroy; ``<rid>`` is derived
-  from the uploader's separate revoke token, same TTL as the share.
+  from the uploader's separate revoke token. It lives as long as the share, then as
+  long as its tombstone, so the revoke page can say what became of the share.
 * ``ots:progress:<upload id>`` bytes received and the phase of an upload, for the
   progress fragment; no secrets.
 * ``ots:janitor:lock`` one janitor at a time across workers and instances.
@@ -36,7 +37,7 @@ PREFIX = "ots:"
 _CLAIM = """
 if redis.call('DEL', KEYS[1]) == 0 then return 0 end
 redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
-redis.call('DEL', KEYS[3])
+redis.call('EXPIRE', KEYS[3], ARGV[2])
 return 1
 """
 
@@ -46,8 +47,9 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local tries = redis.call('HINCRBY', KEYS[1], 'tries', 1)
 local left = tonumber(ARGV[1]) - tries
 if left > 0 then return left end
-redis.call('DEL', KEYS[1], KEYS[3])
+redis.call('DEL', KEYS[1])
 redis.call('SET', KEYS[2], 'destroyed', 'EX', ARGV[2])
+redis.call('EXPIRE', KEYS[3], ARGV[2])
 return 0
 """
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from .errors import InvalidInput, MalformedRequest
+from .errors import InvalidInput, MalformedRequest, ShareError
 
 MAX_PARTS = 16
 MAX_PART_HEADER_BYTES = 8 * 1024
@@ -175,12 +175,19 @@ async def read_form(
     async for piece in body:
         if collector.ended:
             continue  # the epilogue after the closing boundary carries nothing
+        failure: ShareError | None = None
         try:
             parser.write(piece)
         except FormParserError:
-            raise MalformedRequest("The multipart body is malformed.") from None
+            failure = MalformedRequest("The multipart body is malformed.")
+        except ShareError as error:
+            failure = error
+        # Fields parsed before a failure in the same piece still reach the caller,
+        # which shows them again in the form next to the error.
         events, collector.events = collector.events, []
         for event in events:
             yield event
+        if failure is not None:
+            raise failure
     if not collector.ended:
         raise MalformedRequest("The multipart body ended before its closing boundary.")

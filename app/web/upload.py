@@ -28,7 +28,7 @@ async def create_share() -> Response:
         if wants_json():
             raise
         # Show the form again, as filled in, with what went wrong (files must be re-chosen).
-        mode = "text" if form.text is not None else "file"
+        mode = "text" if form.text is not None else form.mode
         return no_store(
             await share_form(
                 mode,

@@ -30,6 +30,7 @@ class UploadForm:
     expires_in: int | None = None
     text: str | None = None
     upload_id: str | None = None
+    mode: str = "file"
 
 
 @dataclass
@@ -52,19 +53,32 @@ async def receive_upload(
     boundary = boundary_of(request.headers.get("Content-Type"))
     request.body.limit = shares.max_request_bytes
     settings = shares.settings
-    field_limits = {"password": settings.max_password_bytes, TEXT_FIELD: settings.max_text_bytes}
+    # Passwords a little over their limit are read whole and refused by validation, so the
+    # rest of the form still gets read and shown again; far over it, the parser stops.
+    field_limits = {
+        "password": 4 * settings.max_password_bytes,
+        TEXT_FIELD: settings.max_text_bytes,
+    }
     file: _FilePart | None = None
     progress: ProgressRecorder | None = None
+    # A refused small field does not stop the reading of the other small fields, so
+    # the form can be shown again as it was filled in; a file is never read after it.
+    problem: InvalidInput | None = None
     try:
         async for event in _form_events(request, boundary, field_limits, shares):
             if isinstance(event, Field):
-                _take_field(form, event, shares)
+                try:
+                    _take_field(form, event, shares)
+                except InvalidInput as error:
+                    problem = problem or error
                 if event.name == "upload_id" and form.upload_id:
                     progress = ProgressRecorder(
                         shares.metadata, form.upload_id, request.content_length
                     )
                     await progress.phase("receiving", received=0)
             elif isinstance(event, FileStart):
+                if problem is not None:
+                    raise problem
                 if event.field_name != FILE_FIELD or file is not None:
                     raise InvalidInput(ONE_FILE_MESSAGE)
                 if not event.filename:
@@ -80,6 +94,8 @@ async def receive_upload(
                     await progress.received(file.upload.size)
             elif isinstance(event, FileEnd) and file is not None:
                 file.complete = True
+        if problem is not None:
+            raise problem
         if progress is not None:
             await progress.phase("securing", received=request.body.received)
         created = await _finish(form, file, shares)
@@ -150,5 +166,7 @@ def _take_field(form: UploadForm, field: Field, shares: ShareService) -> None:
     elif field.name == TEXT_FIELD:
         # Browsers send line breaks as CRLF; the recipient should get what was typed.
         form.text = field.value.replace("\r\n", "\n")
+    elif field.name == "mode" and field.value in {"file", "text"}:
+        form.mode = field.value
     elif field.name == "upload_id" and valid_upload_id(field.value):
         form.upload_id = field.value

@@ -60,7 +60,9 @@ def browser_server(
     server.stop()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while sync Playwright runs, its event loop counts as running
+# in this thread, and the asyncio tests of other modules could not start their own.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     assert CHROMIUM.exists(), "Debian's chromium is needed: `make browser` installs it"
     with sync_playwright() as playwright:
