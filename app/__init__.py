@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hypercorn.middleware import ProxyFixMiddleware
 from quart import Quart
 
-from . import services
+from . import ratelimit, services
 from .config import Settings
 from .http import DEFAULT_BODY_LIMIT, StreamingHTTPConnection, StreamingRequest
 from .runtime import tune_for_large_transfers
-from .web import download, errors, filters, health, pages, revoke, security, upload
+from .web import download, errors, filters, guards, health, pages, revoke, security, upload
 
 __version__ = "0.1.0"
 
@@ -39,6 +40,21 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.jinja_env.globals["app_version"] = __version__
     filters.install(app)
     security.install(app, settings)
+    # Order matters: refused requests (command-line clients, cross-site posts) are
+    # turned away before the rate limiter records them.
+    guards.install(app, settings)
+    limiter_store = ratelimit.RedisGcraStore()
+    ratelimit.AtomicRateLimiter(
+        app,
+        limiter_store,
+        {name: ratelimit.limits_of(spec) for name, spec in settings.rate_limits.items()},
+        enabled=settings.rate_limits_enabled,
+    )
+    if settings.trusted_proxy_hops:
+        # Only then is X-Forwarded-For believed, for exactly that many proxies.
+        app.asgi_app = ProxyFixMiddleware(  # type: ignore[method-assign]
+            app.asgi_app, mode="legacy", trusted_hops=settings.trusted_proxy_hops
+        )
     for blueprint in (
         pages.blueprint,
         upload.blueprint,
@@ -48,5 +64,5 @@ def create_app(settings: Settings | None = None) -> Quart:
         errors.blueprint,
     ):
         app.register_blueprint(blueprint)
-    services.install(app, settings)
+    services.install(app, settings, limiter_store)
     return app

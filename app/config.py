@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from .crypto import Argon2Params
+from .ratelimit import RateLimitSpecError, parse_limits
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,39 @@ WELL_KNOWN_SECRET_KEYS = frozenset(
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a key
 
 
+# Per client address; each category is one budget shared by its routes.
+DEFAULT_RATE_LIMITS: dict[str, str] = {
+    "upload": "10/minute; 100/day",
+    "page": "60/minute",
+    "download": "10/minute",  # downloads, reveals, password checks, revokes
+    "poll": "600/minute",  # countdown and progress fragments refresh themselves
+    "login": "5/minute",
+    "admin": "600/minute",
+}
+# User-Agent substrings of command-line HTTP clients, matched case-insensitively.
+DEFAULT_CLI_AGENTS = (
+    "curl",
+    "wget",
+    "httpie",
+    "python-requests",
+    "python-httpx",
+    "python-urllib",
+    "aiohttp",
+    "go-http-client",
+    "aria2",
+    "libwww-perl",
+    "powershell",
+    "okhttp",
+    "java-http-client",
+    "axios",
+    "node-fetch",
+    "undici",
+    "restsharp",
+    "insomnia",
+    "postman",
+)
+
+
 class SettingsError(ValueError):
     """A setting has a value the service cannot start with; the message says which and why."""
 
@@ -77,6 +111,15 @@ class Settings:
         default_factory=lambda: Argon2Params(time_cost=3, memory_kib=64 * KIB, parallelism=4)
     )
     argon2_max_concurrent: int = 1
+    rate_limits_enabled: bool = True
+    rate_limits: Mapping[str, tuple[tuple[int, int], ...]] = field(
+        default_factory=lambda: {
+            category: parse_limits(spec) for category, spec in DEFAULT_RATE_LIMITS.items()
+        }
+    )
+    trusted_proxy_hops: int = 0
+    block_cli_agents: bool = True
+    cli_agents: tuple[str, ...] = DEFAULT_CLI_AGENTS
     tombstone_seconds: int = 7 * 86400
     idle_timeout: float = 60.0
     redis_timeout: float = 5.0
@@ -138,6 +181,14 @@ class Settings:
                 "OTS_ARGON2_MAX_CONCURRENT", 1, minimum=1, maximum=64
             ),
             tombstone_seconds=env.integer("OTS_TOMBSTONE_SECONDS", 7 * 86400, minimum=1),
+            rate_limits_enabled=env.boolean("OTS_RATE_LIMITS", True),
+            rate_limits={
+                category: env.rate_limits(f"OTS_RATE_{category.upper()}", default)
+                for category, default in DEFAULT_RATE_LIMITS.items()
+            },
+            trusted_proxy_hops=env.integer("TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=10),
+            block_cli_agents=env.boolean("BLOCK_CLI_AGENTS", True),
+            cli_agents=env.word_list("OTS_CLI_AGENTS", DEFAULT_CLI_AGENTS),
             idle_timeout=env.number("OTS_IDLE_TIMEOUT", 60.0, minimum=1.0),
             redis_timeout=env.number("OTS_REDIS_TIMEOUT", 5.0, minimum=0.1),
         )
@@ -186,6 +237,19 @@ class _Env:
         if not math.isfinite(value):
             raise SettingsError(f"{name}: expected a finite number, got {raw!r}")
         return _in_range(name, value, minimum, None)
+
+    def rate_limits(self, name: str, default: str) -> tuple[tuple[int, int], ...]:
+        raw = self._environ.get(name, "").strip() or default
+        try:
+            return parse_limits(raw)
+        except RateLimitSpecError as error:
+            raise SettingsError(f"{name}: {error}") from None
+
+    def word_list(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        raw = self._environ.get(name, "").strip()
+        if not raw:
+            return default
+        return tuple(word.strip().lower() for word in raw.split(",") if word.strip())
 
     def integer_list(self, name: str, default: tuple[int, ...]) -> tuple[int, ...]:
         raw = self._environ.get(name, "").strip()

@@ -16,6 +16,7 @@ from .embedded_redis import EmbeddedRedis
 from .janitor import Janitor
 from .metadata import MetadataStore
 from .passwords import Argon2Pool
+from .ratelimit import RedisGcraStore
 from .shares import ShareService
 from .storage import LocalBlobStore
 
@@ -68,10 +69,12 @@ class Services:
             await asyncio.to_thread(self.embedded_redis.stop)
 
 
-def install(app: Quart, settings: Settings) -> None:
+def install(app: Quart, settings: Settings, limiter_store: RedisGcraStore) -> None:
     @app.before_serving
     async def start_services() -> None:
-        app.extensions[EXTENSION_KEY] = await Services.start(settings)
+        started = await Services.start(settings)
+        limiter_store.attach(started.redis)
+        app.extensions[EXTENSION_KEY] = started
 
     @app.after_serving
     async def stop_services() -> None:

@@ -69,6 +69,10 @@ def settings(tmp_path: Path, redis_url: str) -> Settings:
         janitor_interval=3600,
         argon2=TEST_ARGON2,
         idle_timeout=10,
+        # Most tests make many requests from one address with a client that sends no
+        # User-Agent; the tests of limits and blocking turn these back on.
+        rate_limits_enabled=False,
+        block_cli_agents=False,
     )
 
 
@@ -128,6 +132,8 @@ class LiveServer:
                 "OTS_ARGON2_MEMORY_KIB": str(settings.argon2.memory_kib),
                 "OTS_ARGON2_PARALLELISM": str(settings.argon2.parallelism),
                 "OTS_IDLE_TIMEOUT": str(settings.idle_timeout),
+                "OTS_RATE_LIMITS": str(settings.rate_limits_enabled).lower(),
+                "BLOCK_CLI_AGENTS": str(settings.block_cli_agents).lower(),
             }
         )
         if settings.redis_url:

@@ -8,6 +8,7 @@ import time
 from quart import Blueprint, Response, request
 
 from ..errors import PasswordRequired, ShareDestroyed
+from ..ratelimit import limited
 from ..services import services
 from ..shares import ShareView
 from .filenames import content_disposition
@@ -17,6 +18,7 @@ blueprint = Blueprint("download", __name__)
 
 
 @blueprint.get("/d/<token>")
+@limited("page")
 async def landing(token: str) -> Response:
     # Safe for link previews and mail scanners: looking never consumes.
     share = await services().shares.inspect(token)
@@ -24,6 +26,7 @@ async def landing(token: str) -> Response:
 
 
 @blueprint.get("/d/<token>/status")
+@limited("poll")
 async def status(token: str) -> Response:
     """The expiry countdown; it refreshes itself until the share is gone."""
     current = await services().shares.status(token)
@@ -31,6 +34,7 @@ async def status(token: str) -> Response:
 
 
 @blueprint.post("/d/<token>/unlock")
+@limited("download")
 async def unlock(token: str) -> Response:
     """Check a file's password without consuming it, then hand over a ready download form.
 
@@ -48,6 +52,7 @@ async def unlock(token: str) -> Response:
 
 
 @blueprint.post("/d/<token>")
+@limited("download")
 async def download(token: str) -> Response:
     password = (await request.form).get("password")
     shares = services().shares

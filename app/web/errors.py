@@ -6,6 +6,7 @@ import logging
 
 import redis.exceptions
 from quart import Blueprint, Response
+from quart_rate_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
 from ..errors import ServiceUnavailable, ShareError, ShareGone
@@ -52,6 +53,19 @@ async def share_error(error: ShareError) -> Response:
     if tries_left is not None:
         extra["tries_left"] = tries_left
     return await render_error(error.status, error.code, error.title, error.message, **extra)
+
+
+@blueprint.app_errorhandler(RateLimitExceeded)
+async def rate_limited(error: RateLimitExceeded) -> Response:
+    response = await render_error(
+        429,
+        "rate_limited",
+        "Too many requests",
+        f"You are going a bit fast. Please wait {error.retry_after} s and try again.",
+        retry_after=error.retry_after,
+    )
+    response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 @blueprint.app_errorhandler(HTTPException)

@@ -7,6 +7,7 @@ import asyncio
 import redis.exceptions
 from quart import Blueprint, Response
 
+from ..ratelimit import exempt
 from ..services import services
 from .responses import json_response
 
@@ -14,6 +15,7 @@ blueprint = Blueprint("health", __name__)
 
 
 @blueprint.get("/healthz")
+@exempt  # monitors poll it; it does no work worth limiting
 async def health() -> Response:
     current = services()
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from quart import Blueprint, Response, request
 
 from ..progress import new_upload_id
+from ..ratelimit import limited
 from ..services import services
 from .responses import page
 
@@ -14,6 +15,7 @@ MODES = ("file", "text")
 
 
 @blueprint.get("/")
+@limited("page")
 async def home() -> Response:
     mode = request.args.get("mode", "file")
     return await share_form(mode if mode in MODES else "file")

@@ -6,6 +6,7 @@ import time
 
 from quart import Blueprint, Response, url_for
 
+from ..ratelimit import limited
 from ..services import services
 from .responses import is_htmx, no_store, page
 
@@ -13,6 +14,7 @@ blueprint = Blueprint("revoke", __name__)
 
 
 @blueprint.get("/r/<revoke_token>")
+@limited("page")
 async def confirm(revoke_token: str) -> Response:
     status = await services().shares.revoke_status(revoke_token)
     return no_store(
@@ -21,6 +23,7 @@ async def confirm(revoke_token: str) -> Response:
 
 
 @blueprint.post("/r/<revoke_token>")
+@limited("download")
 async def revoke(revoke_token: str) -> Response:
     status = await services().shares.revoke(revoke_token)
     if is_htmx():

@@ -10,6 +10,7 @@ from quart import Blueprint, Response, abort, request
 from ..errors import ShareError
 from ..http import StreamingRequest
 from ..progress import read_progress, valid_upload_id
+from ..ratelimit import limited
 from ..services import services
 from .pages import share_form
 from .responses import json_response, no_store, page, wants_json
@@ -20,6 +21,7 @@ blueprint = Blueprint("upload", __name__)
 
 
 @blueprint.post("/upload")
+@limited("upload")
 async def create_share() -> Response:
     form = UploadForm()
     try:
@@ -68,6 +70,7 @@ async def create_share() -> Response:
 
 
 @blueprint.get("/upload/progress/<upload_id>")
+@limited("poll")
 async def upload_progress(upload_id: str) -> Response:
     if not valid_upload_id(upload_id):
         abort(404)

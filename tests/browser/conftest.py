@@ -53,6 +53,8 @@ def browser_server(
         min_free_bytes=0,
         janitor_interval=3600,
         argon2=TEST_ARGON2,
+        # Many uploads a minute from one address; the limits have their own tests.
+        rate_limits_enabled=False,
     )
     server = LiveServer(settings, workers=1, extra_env={})
     server.start()
