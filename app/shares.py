@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
+import redis.exceptions
+
 from . import crypto
 from .config import Settings
 from .crypto import DecryptionError, Envelope, InvalidToken
@@ -38,8 +40,9 @@ log = logging.getLogger(__name__)
 ShareKind = Literal["file", "text"]
 SALT_BYTES = 16
 BATCH_CHUNKS = 16  # 16 x 64 KiB: crypto and disk work in 1 MiB batches
-# The upload mark outlives a stalled client by this factor of the idle timeout.
-UPLOAD_MARK_FACTOR = 3
+# The upload mark is refreshed this many times per TTL by a heartbeat while the upload
+# runs; if the process dies, the mark lapses and the janitor may remove the .part.
+UPLOAD_MARK_BEATS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +123,7 @@ class ShareService:
 
     @property
     def upload_mark_ttl(self) -> int:
-        return max(10, int(self.settings.idle_timeout * UPLOAD_MARK_FACTOR))
+        return self.settings.upload_mark_seconds
 
     def validate_expiry(self, expires_in: int | None) -> int:
         if expires_in is None:
@@ -440,7 +443,7 @@ class Upload:
         self._header_written = False
         self._done = False
         self.size = 0
-        self._mark_refreshed = time.monotonic()
+        self._heartbeat = asyncio.create_task(self._keep_marked(), name="upload-mark")
 
     async def write(self, data: bytes | memoryview) -> None:
         self.size += len(data)
@@ -456,12 +459,19 @@ class Upload:
             self._buffer[self._filled : self._filled + count] = view[:count]
             self._filled += count
             view = view[count:]
-        now = time.monotonic()
-        if now - self._mark_refreshed > self._service.upload_mark_ttl / UPLOAD_MARK_FACTOR:
-            self._mark_refreshed = now
-            await self._service.metadata.mark_uploading(
-                self.share_id, self._service.upload_mark_ttl
-            )
+
+    async def _keep_marked(self) -> None:
+        """Keep the upload mark alive while this process works on the upload, however slow."""
+        ttl = self._service.upload_mark_ttl
+        while True:
+            await asyncio.sleep(ttl / UPLOAD_MARK_BEATS)
+            try:
+                await self._service.metadata.mark_uploading(self.share_id, ttl)
+            except (redis.exceptions.RedisError, OSError):
+                log.warning("could not refresh the upload mark of %s", self.share_id[:8])
+
+    def _stop_heartbeat(self) -> None:
+        self._heartbeat.cancel()
 
     async def _seal_batch(self, *, final: bool) -> None:
         # The sealer alternates two output buffers, so this batch can be sealed
@@ -530,6 +540,7 @@ class Upload:
         )
         await service.metadata.create(record)
         self._done = True
+        self._stop_heartbeat()
         return CreatedShare(
             token=crypto.encode_token(self._token),
             revoke_token=crypto.encode_token(revoke_token),
@@ -545,6 +556,7 @@ class Upload:
         if self._done:
             return
         self._done = True
+        self._stop_heartbeat()
         with contextlib.suppress(Exception):
             await self._settle()  # never close the file under a write in flight
         # The .part, or the .blob if the record was what failed to be written.

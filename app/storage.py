@@ -56,7 +56,9 @@ class BlobWriter:
             try:
                 written = os.write(self._descriptor, view)
             except OSError as error:
-                if error.errno == errno.ENOSPC:
+                # Out of space, over a quota or over the file size limit: all mean
+                # there is no room for this file now.
+                if error.errno in {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}:
                     raise StorageFull(DISK_FULL_MESSAGE) from None
                 raise
             view = view[written:]

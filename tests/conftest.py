@@ -132,6 +132,7 @@ class LiveServer:
                 "OTS_ARGON2_MEMORY_KIB": str(settings.argon2.memory_kib),
                 "OTS_ARGON2_PARALLELISM": str(settings.argon2.parallelism),
                 "OTS_IDLE_TIMEOUT": str(settings.idle_timeout),
+                "OTS_UPLOAD_MARK_SECONDS": str(settings.upload_mark_seconds),
                 "OTS_RATE_LIMITS": str(settings.rate_limits_enabled).lower(),
                 "BLOCK_CLI_AGENTS": str(settings.block_cli_agents).lower(),
             }
