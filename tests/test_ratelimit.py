@@ -1,0 +1,178 @@
+"""Rate limits: declared on every route, atomic across processes, keyed by the real peer."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
+
+import httpx
+import pytest
+import redis
+from quart import Quart
+
+from app import create_app
+from app.config import DEFAULT_RATE_LIMITS, Settings
+from app.ratelimit import (
+    EXEMPT_ENDPOINTS,
+    LIMITED_ATTRIBUTE,
+    RateLimitSpecError,
+    parse_limits,
+)
+from quart_rate_limiter import QUART_RATE_LIMITER_EXEMPT_ATTRIBUTE
+from tests.conftest import LiveServerFactory
+from tests.helpers import JSON, upload
+
+BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) tests"}
+
+
+def test_parse_limits() -> None:
+    assert parse_limits("10/minute; 100/day") == ((10, 60), (100, 86400))
+    assert parse_limits("20 / 10 seconds") == ((20, 10),)
+    assert parse_limits("5/hours,1/second") == ((5, 3600), (1, 1))
+    for bad in ("", "ten/minute", "10/fortnight", "0/minute", "10"):
+        with pytest.raises(RateLimitSpecError):
+            parse_limits(bad)
+
+
+def test_every_route_is_limited_or_explicitly_exempt(app: Quart) -> None:
+    unaccounted = []
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions[rule.endpoint]
+        if rule.endpoint in EXEMPT_ENDPOINTS:
+            continue
+        if getattr(view, QUART_RATE_LIMITER_EXEMPT_ATTRIBUTE, False):
+            continue
+        category = getattr(view, LIMITED_ATTRIBUTE, None)
+        if category not in DEFAULT_RATE_LIMITS:
+            unaccounted.append(rule.rule)
+    assert unaccounted == []
+    exempt = {
+        rule.rule
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint in EXEMPT_ENDPOINTS
+        or getattr(app.view_functions[rule.endpoint], QUART_RATE_LIMITER_EXEMPT_ATTRIBUTE, False)
+    }
+    assert exempt == {"/static/<path:filename>", "/healthz"}
+
+
+@pytest.fixture
+async def limited_app(settings: Settings) -> AsyncIterator[Quart]:
+    tight = dataclasses.replace(
+        settings,
+        rate_limits_enabled=True,
+        rate_limits={
+            **settings.rate_limits,
+            "page": parse_limits("3/minute"),
+            "download": parse_limits("2/minute"),
+            "upload": parse_limits("2/minute; 3/day"),
+        },
+    )
+    application = create_app(tight)
+    async with application.test_app():
+        yield application
+
+
+async def test_the_limit_answers_429_with_retry_after_as_page_and_json(
+    limited_app: Quart, redis_client: redis.Redis
+) -> None:
+    client = limited_app.test_client()
+    for _ in range(3):
+        assert (await client.get("/")).status_code == 200
+    page = await client.get("/")
+    assert page.status_code == 429
+    assert 15 <= int(page.headers["Retry-After"]) <= 20  # one request every 20 s
+    text = await page.get_data(as_text=True)
+    assert "Too many requests" in text and "Traceback" not in text
+    answer = await client.get("/", headers=JSON)
+    assert answer.status_code == 429
+    payload = await answer.get_json()
+    assert payload["code"] == "rate_limited"
+    assert payload["retry_after"] == int(answer.headers["Retry-After"])
+    # Every limiter key expires when its budget refills: nothing piles up in Redis.
+    keys = list(redis_client.scan_iter("ots:rl:*"))
+    assert keys
+    for key in keys:
+        assert 0 < redis_client.pttl(key) <= 60_000
+
+
+async def test_rejected_requests_do_not_use_up_the_budget(limited_app: Quart) -> None:
+    """GCRA records only allowed requests: hammering while limited does not extend the wait."""
+    client = limited_app.test_client()
+    for _ in range(3):
+        await client.get("/")
+    waits = [int((await client.get("/")).headers["Retry-After"]) for _ in range(5)]
+    assert max(waits) - min(waits) <= 1
+
+
+async def test_routes_of_one_category_share_one_budget(limited_app: Quart) -> None:
+    client = limited_app.test_client()
+    share = await upload(client, b"x", password="pw")
+    token = share["url"].rsplit("/", 1)[1]
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    first = await client.post(f"/d/{token}/unlock", data="password=no", headers=form)
+    second = await client.post(f"/d/{token}", data="password=no", headers=form)
+    third = await client.post(f"/d/{token}/unlock", data="password=no", headers=form)
+    assert [first.status_code, second.status_code, third.status_code] == [401, 401, 429]
+
+
+async def test_daily_upload_limit_applies_alongside_the_minute_limit(limited_app: Quart) -> None:
+    client = limited_app.test_client()
+    await upload(client, b"1")
+    await upload(client, b"2")
+    blocked = await upload(client, b"3", expect=429)
+    assert blocked["code"] == "rate_limited"
+
+
+async def test_limits_can_be_switched_off(settings: Settings) -> None:
+    relaxed = dataclasses.replace(
+        settings,
+        rate_limits_enabled=False,
+        rate_limits={**settings.rate_limits, "page": parse_limits("1/minute")},
+    )
+    application = create_app(relaxed)
+    async with application.test_app():
+        client = application.test_client()
+        assert [(await client.get("/")).status_code for _ in range(3)] == [200, 200, 200]
+
+
+def _hammer(url: str, count: int) -> list[int]:
+    with httpx.Client(headers=BROWSER, timeout=30) as client:
+        return [client.get(url).status_code for _ in range(count)]
+
+
+def test_limits_hold_exactly_across_processes_and_workers(
+    live_server_factory: LiveServerFactory,
+) -> None:
+    server = live_server_factory(
+        workers=2, rate_limits_enabled=True, env={"OTS_RATE_PAGE": "20/minute"}
+    )
+    with ProcessPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(_hammer, [f"{server.base_url}/"] * 4, [10] * 4))
+    statuses = [status for result in results for status in result]
+    assert statuses.count(200) == 20
+    assert statuses.count(429) == 20
+
+
+def test_forwarded_for_is_ignored_unless_proxies_are_trusted(
+    live_server_factory: LiveServerFactory,
+) -> None:
+    untrusted = live_server_factory(
+        workers=1, rate_limits_enabled=True, env={"OTS_RATE_PAGE": "2/minute"}
+    )
+    spoofed = [
+        httpx.get(f"{untrusted.base_url}/", headers={**BROWSER, "X-Forwarded-For": f"10.0.0.{n}"})
+        for n in range(3)
+    ]
+    assert [response.status_code for response in spoofed] == [200, 200, 429]
+
+    trusted = live_server_factory(
+        workers=1,
+        rate_limits_enabled=True,
+        env={"OTS_RATE_PAGE": "2/minute", "TRUSTED_PROXY_HOPS": "1"},
+    )
+    per_client = [
+        httpx.get(f"{trusted.base_url}/", headers={**BROWSER, "X-Forwarded-For": f"10.0.1.{n}"})
+        for n in (1, 1, 1, 2)
+    ]
+    assert [response.status_code for response in per_client] == [200, 200, 429, 200]

@@ -1,0 +1,246 @@
+"""What every request passes first: CLI blocking, same-origin checks, and the security headers."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis
+from quart import Quart
+from quart.typing import TestClientProtocol as QuartClient
+
+from app import create_app
+from app.config import Settings
+from app.ratelimit import parse_limits
+from app.web.security import CONTENT_SECURITY_POLICY
+from tests.helpers import JSON, multipart, share_keys, token_path, upload
+
+BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/150 tests"}
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+CLI_AGENTS = [
+    "curl/8.5.0",
+    "Wget/1.21.3",
+    "HTTPie/3.2.2",
+    "python-requests/2.32",
+    "python-httpx/0.28",
+    "Python/3.11 aiohttp/3.9",
+    "Go-http-client/1.1",
+    "aria2/1.37",
+    "libwww-perl/6.72",
+    "Mozilla/5.0 (Windows NT; Windows NT 10.0) WindowsPowerShell/5.1",
+    "okhttp/4.12",
+    "CURL/7.0",
+    "",
+]
+
+
+@pytest.fixture
+async def guarded_app(settings: Settings) -> AsyncIterator[Quart]:
+    application = create_app(
+        dataclasses.replace(
+            settings,
+            block_cli_agents=True,
+            rate_limits_enabled=True,
+            rate_limits={**settings.rate_limits, "download": parse_limits("3/minute")},
+        )
+    )
+    async with application.test_app():
+        yield application
+
+
+@pytest.mark.parametrize("agent", CLI_AGENTS)
+async def test_command_line_clients_get_406_on_download_links(
+    guarded_app: Quart, agent: str
+) -> None:
+    client = guarded_app.test_client()
+    share = await upload(client, b"secret", password="pw")  # uploads stay open to any client
+    for method in ("GET", "POST"):
+        response = await client.open(
+            token_path(share),
+            method=method,
+            headers={"User-Agent": agent, **FORM},
+            data="password=wrong",
+        )
+        assert response.status_code == 406
+        assert response.content_type == "text/plain; charset=utf-8"
+        assert "open" in (text := await response.get_data(as_text=True)) and "browser" in text
+        assert "secret" not in text
+    status = await client.get(f"{token_path(share)}/status", headers={"User-Agent": agent})
+    assert status.status_code == 406
+
+
+async def test_blocked_requests_consume_count_and_reveal_nothing(
+    guarded_app: Quart, redis_client: redis.Redis
+) -> None:
+    client = guarded_app.test_client()
+    share = await upload(client, b"still here", filename="plans.txt", password="pw")
+    for _ in range(10):  # more than the download budget and the password tries
+        blocked = await client.post(
+            token_path(share), data="password=wrong", headers={"User-Agent": "curl/8", **FORM}
+        )
+        assert blocked.status_code == 406
+        assert "plans" not in await blocked.get_data(as_text=True)
+    assert not list(redis_client.scan_iter("ots:rl:download:*"))
+    landing = await client.get(token_path(share), headers=BROWSER)
+    assert "5 tries left" in await landing.get_data(as_text=True)
+    response = await client.post(token_path(share), data="password=pw", headers={**BROWSER, **FORM})
+    assert await response.get_data() == b"still here"
+
+
+async def test_blocking_can_be_switched_off(client: QuartClient) -> None:
+    # The default test settings run with BLOCK_CLI_AGENTS=false.
+    share = await upload(client, b"scripted")
+    response = await client.post(token_path(share), headers={"User-Agent": "curl/8.5.0"})
+    assert await response.get_data() == b"scripted"
+
+
+async def test_the_agent_list_is_configurable(settings: Settings) -> None:
+    application = create_app(
+        dataclasses.replace(settings, block_cli_agents=True, cli_agents=("mybot",))
+    )
+    async with application.test_app():
+        client = application.test_client()
+        share = await upload(client, b"x")
+        assert (
+            await client.get(token_path(share), headers={"User-Agent": "MyBot/1"})
+        ).status_code == 406
+        assert (
+            await client.get(token_path(share), headers={"User-Agent": "curl/8"})
+        ).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Origin": "https://evil.example"},
+        {"Origin": "http://localhost.evil.example"},
+    ],
+)
+async def test_cross_site_posts_are_refused(
+    client: QuartClient, blob_dir: Path, redis_client: redis.Redis, headers: dict[str, str]
+) -> None:
+    body, multipart_headers = multipart(file=("a.txt", b"abc"))
+    response = await client.post(
+        "/upload", data=body, headers={**multipart_headers, **headers, **JSON}
+    )
+    assert response.status_code == 403
+    assert (await response.get_json())["code"] == "cross_site"
+    assert not blob_dir.exists() or list(blob_dir.iterdir()) == []
+    assert share_keys(redis_client) == []
+    share = await upload(client, b"kept")
+    refused = await client.post(token_path(share), headers={**headers, **JSON})
+    assert refused.status_code == 403
+    assert await (await client.post(token_path(share))).get_data() == b"kept"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "same-origin", "Origin": "null"},  # our no-referrer pages
+        {"Sec-Fetch-Site": "none"},
+        {"Origin": "http://localhost"},
+        {},  # scripts say nothing
+    ],
+)
+async def test_same_origin_posts_pass(client: QuartClient, headers: dict[str, str]) -> None:
+    body, multipart_headers = multipart(file=("a.txt", b"abc"))
+    response = await client.post(
+        "/upload", data=body, headers={**multipart_headers, **headers, **JSON}
+    )
+    assert response.status_code == 201
+
+
+async def test_origin_is_checked_against_the_public_url(settings: Settings) -> None:
+    application = create_app(dataclasses.replace(settings, public_url="https://share.example"))
+    async with application.test_app():
+        client = application.test_client()
+        body, headers = multipart(file=("a.txt", b"abc"))
+        good = await client.post(
+            "/upload", data=body, headers={**headers, "Origin": "https://share.example", **JSON}
+        )
+        bad = await client.post(
+            "/upload", data=body, headers={**headers, "Origin": "http://share.example", **JSON}
+        )
+    assert (good.status_code, bad.status_code) == (201, 403)
+
+
+EXPECTED_HEADERS = {
+    "content-security-policy": CONTENT_SECURITY_POLICY,
+    "referrer-policy": "no-referrer",
+    "x-content-type-options": "nosniff",
+    "cross-origin-opener-policy": "same-origin",
+    "cross-origin-resource-policy": "same-origin",
+}
+SECURITY_HEADER_NAMES = {*EXPECTED_HEADERS, "permissions-policy", "strict-transport-security"}
+
+
+def security_headers(response: object) -> dict[str, str]:
+    headers = response.headers  # type: ignore[attr-defined]
+    return {
+        name.lower(): value
+        for name, value in headers.items()
+        if name.lower() in SECURITY_HEADER_NAMES
+    }
+
+
+async def response_kinds(client: QuartClient) -> dict[str, object]:
+    share = await upload(client, b"headers")
+    gone = await upload(client, b"gone")
+    await client.post(token_path(gone))
+    fragment = await client.get(token_path(share), headers={"HX-Request": "true"})
+    return {
+        "page": await client.get("/"),
+        "fragment": fragment,
+        "landing": await client.get(token_path(share)),
+        "error page": await client.get("/no/such/page"),
+        "json error": await client.get(token_path(gone), headers=JSON),
+        "static file": await client.get("/static/css/app.css"),
+        "health": await client.get("/healthz"),
+        "download": await client.post(token_path(share)),
+        "method not allowed": await client.put("/upload"),
+    }
+
+
+async def test_the_exact_security_headers_on_every_kind_of_response(client: QuartClient) -> None:
+    for kind, response in (await response_kinds(client)).items():
+        headers = security_headers(response)
+        permissions = headers.pop("permissions-policy", "")
+        assert headers == EXPECTED_HEADERS, kind
+        for feature in ("camera=()", "microphone=()", "geolocation=()", "payment=()"):
+            assert feature in permissions, kind
+
+
+async def test_no_store_on_everything_that_shows_a_share(client: QuartClient) -> None:
+    kinds = await response_kinds(client)
+    for kind in ("fragment", "landing", "json error", "download"):
+        assert kinds[kind].headers["Cache-Control"] == "no-store", kind  # type: ignore[attr-defined]
+
+
+async def test_hsts_only_on_https_or_when_configured(
+    settings: Settings, client: QuartClient
+) -> None:
+    assert "Strict-Transport-Security" not in (await client.get("/")).headers
+    over_tls = await client.get("/", scheme="https")
+    assert over_tls.headers["Strict-Transport-Security"] == "max-age=63072000; includeSubDomains"
+    application = create_app(dataclasses.replace(settings, hsts=True))
+    async with application.test_app():
+        forced = await application.test_client().get("/")
+    assert forced.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+async def test_406_and_429_carry_the_security_headers_too(guarded_app: Quart) -> None:
+    client = guarded_app.test_client()
+    share = await upload(client, b"x")
+    blocked = await client.get(token_path(share), headers={"User-Agent": "curl/8"})
+    headers = security_headers(blocked)
+    assert "camera=()" in headers.pop("permissions-policy")
+    assert headers == EXPECTED_HEADERS
+    for _ in range(3):
+        await client.post(token_path(share) + "/unlock", headers={**BROWSER, **FORM})
+    limited = await client.post(token_path(share) + "/unlock", headers={**BROWSER, **FORM})
+    assert limited.status_code == 429
+    assert set(security_headers(limited)) >= set(EXPECTED_HEADERS)
