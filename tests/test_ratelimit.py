@@ -10,6 +10,7 @@ import httpx
 import pytest
 import redis
 from quart import Quart
+from quart_rate_limiter import QUART_RATE_LIMITER_EXEMPT_ATTRIBUTE
 
 from app import create_app
 from app.config import DEFAULT_RATE_LIMITS, Settings
@@ -19,7 +20,6 @@ from app.ratelimit import (
     RateLimitSpecError,
     parse_limits,
 )
-from quart_rate_limiter import QUART_RATE_LIMITER_EXEMPT_ATTRIBUTE
 from tests.conftest import LiveServerFactory
 from tests.helpers import JSON, upload
 
