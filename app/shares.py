@@ -40,6 +40,16 @@ log = logging.getLogger(__name__)
 ShareKind = Literal["file", "text"]
 SALT_BYTES = 16
 BATCH_CHUNKS = 16  # 16 x 64 KiB: crypto and disk work in 1 MiB batches
+
+
+def batch_chunks_for(size: int | None) -> int:
+    """Chunks per batch: 1 MiB for big transfers, less for small ones, whose buffers
+    would otherwise be mostly empty (32 concurrent 4 KiB shares took 420 MiB)."""
+    if size is None:
+        return BATCH_CHUNKS
+    return max(1, min(BATCH_CHUNKS, -(-size // crypto.DEFAULT_CHUNK_SIZE)))
+
+
 # The upload mark is refreshed this many times per TTL by a heartbeat while the upload
 # runs; if the process dies, the mark lapses and the janitor may remove the .part.
 UPLOAD_MARK_BEATS = 3
@@ -110,7 +120,7 @@ class ShareService:
         except BaseException:
             await self.metadata.clear_uploading(share_id)
             raise
-        return Upload(self, token, share_id, writer)
+        return Upload(self, token, share_id, writer, batch_chunks_for(declared_bytes))
 
     @property
     def max_request_bytes(self) -> int:
@@ -308,7 +318,11 @@ class ShareService:
             header = bytearray(crypto.BLOB_HEADER_BYTES)
             reader.read_into(header)
             opener = crypto.StreamOpener(
-                envelope.file_key, record.share_id, bytes(header), reader.size, BATCH_CHUNKS
+                envelope.file_key,
+                record.share_id,
+                bytes(header),
+                reader.size,
+                batch_chunks_for(record.size),
             )
             if opener.plaintext_size != record.size:
                 raise DecryptionError("blob size does not match the record")
@@ -425,7 +439,12 @@ class Upload:
     """
 
     def __init__(
-        self, service: ShareService, token: bytes, share_id: str, writer: BlobWriter
+        self,
+        service: ShareService,
+        token: bytes,
+        share_id: str,
+        writer: BlobWriter,
+        batch_chunks: int = BATCH_CHUNKS,
     ) -> None:
         self._service = service
         self._settings = service.settings
@@ -434,7 +453,7 @@ class Upload:
         self._writer = writer
         self._file_key = os.urandom(crypto.KEY_BYTES)
         self._sealer = crypto.StreamSealer(
-            self._file_key, share_id, crypto.DEFAULT_CHUNK_SIZE, BATCH_CHUNKS
+            self._file_key, share_id, crypto.DEFAULT_CHUNK_SIZE, batch_chunks
         )
         # One fixed input buffer: a growing bytearray reallocates on the hot path.
         self._buffer = bytearray(self._sealer.batch_bytes)

@@ -1,0 +1,154 @@
+"""Many small shares at once: N clients each loop upload -> landing page -> download.
+
+Starts the real server (``onetimeshare serve``, embedded Redis, rate limits on but
+raised far above the load, so the limiter's cost is measured too), runs the
+clients for a fixed time, and prints cycles per second, latency percentiles per
+step, errors, and checks the invariant: every share created was downloaded
+exactly once (a second download attempt must get 410) and no blob or record is
+left behind.
+
+    python -m bench.load [--clients 32] [--seconds 10] [--workers 2] [--size 4096] [--password]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import redis
+
+from bench.harness import product_command, serve
+
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) onetimeshare-bench"
+HIGH_LIMIT = "1000000/minute"
+
+
+@dataclass
+class Tally:
+    latencies: dict[str, list[float]] = field(
+        default_factory=lambda: {"upload": [], "landing": [], "download": []}
+    )
+    cycles: int = 0
+    errors: list[str] = field(default_factory=list)
+    created: int = 0
+    downloaded: int = 0
+    second_download_410: int = 0
+
+
+async def client_loop(base_url: str, payload: bytes, password: str | None, deadline: float,
+                      tally: Tally, verify_every: int) -> None:
+    fields = {"expires_in": "3600"}
+    if password:
+        fields["password"] = password
+    form = {"password": password} if password else None
+    async with httpx.AsyncClient(base_url=base_url, timeout=60,
+                                 headers={"User-Agent": BROWSER}) as client:
+        while time.monotonic() < deadline:
+            try:
+                started = time.perf_counter()
+                created = await client.post(
+                    "/upload", files={"file": ("small.bin", payload)}, data=fields,
+                    headers={"Accept": "application/json"},
+                )
+                tally.latencies["upload"].append(time.perf_counter() - started)
+                if created.status_code != 201:
+                    tally.errors.append(f"upload {created.status_code}")
+                    continue
+                tally.created += 1
+                path = "/d/" + created.json()["url"].rsplit("/d/", 1)[1]
+
+                started = time.perf_counter()
+                landing = await client.get(path)
+                tally.latencies["landing"].append(time.perf_counter() - started)
+                if landing.status_code != 200:
+                    tally.errors.append(f"landing {landing.status_code}")
+
+                started = time.perf_counter()
+                download = await client.post(path, data=form)
+                tally.latencies["download"].append(time.perf_counter() - started)
+                if download.status_code != 200 or download.content != payload:
+                    tally.errors.append(f"download {download.status_code}")
+                    continue
+                tally.downloaded += 1
+                tally.cycles += 1
+                if tally.cycles % verify_every == 0:
+                    again = await client.post(path, data=form)
+                    if again.status_code == 410:
+                        tally.second_download_410 += 1
+                    else:
+                        tally.errors.append(f"second download {again.status_code}")
+            except httpx.HTTPError as error:
+                tally.errors.append(type(error).__name__)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
+
+
+def leftovers(data_dir: Path) -> tuple[int, int]:
+    blobs = sum(1 for _ in (data_dir / "blobs").iterdir())
+    client = redis.Redis(unix_socket_path=str(data_dir / "redis" / "redis.sock"))
+    records = sum(1 for _ in client.scan_iter("ots:share:*"))
+    client.close()
+    return blobs, records
+
+
+async def run(arguments: argparse.Namespace, base_url: str) -> Tally:
+    tally = Tally()
+    payload = os.urandom(arguments.size)
+    deadline = time.monotonic() + arguments.seconds
+    password = "bench-password" if arguments.password else None
+    await asyncio.gather(*(
+        client_loop(base_url, payload, password, deadline, tally, verify_every=10)
+        for _ in range(arguments.clients)
+    ))
+    return tally
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--size", type=int, default=4096)
+    parser.add_argument("--password", action="store_true",
+                        help="protect every share (measures the Argon2id cost)")
+    arguments = parser.parse_args()
+    env = {f"OTS_RATE_{name}": HIGH_LIMIT for name in ("UPLOAD", "PAGE", "DOWNLOAD", "POLL")}
+    env["OTS_MIN_FREE_BYTES"] = "0"
+    with serve(product_command(), workers=arguments.workers, env=env) as server:
+        server.reset_peak_rss()
+        started = time.monotonic()
+        tally = asyncio.run(run(arguments, server.base_url))
+        elapsed = time.monotonic() - started
+        peak = server.peak_rss_mib()
+        blobs, records = leftovers(server.data_dir)
+
+    print(f"workers={arguments.workers} clients={arguments.clients} size={arguments.size} B "
+          f"password={'yes' if arguments.password else 'no'} seconds={elapsed:.1f}")
+    print(f"cycles/s {tally.cycles / elapsed:8.1f}   (upload -> landing -> download)")
+    print(f"requests/s {3 * tally.cycles / elapsed:6.1f}")
+    print(f"{'step':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
+    for step, values in tally.latencies.items():
+        mean = statistics.fmean(values) * 1000 if values else float("nan")
+        print(f"{step:>9} {percentile(values, 0.5):8.1f} {percentile(values, 0.95):8.1f} "
+              f"{percentile(values, 0.99):8.1f} {mean:8.1f}")
+    print(f"errors {len(tally.errors)}" + (f": {sorted(set(tally.errors))}" if tally.errors else ""))
+    exactly_once = tally.created == tally.downloaded and blobs == 0 and records == 0
+    print(f"created {tally.created}, downloaded {tally.downloaded}, second downloads answered "
+          f"410: {tally.second_download_410}, blobs left {blobs}, records left {records} -> "
+          f"{'exactly once: OK' if exactly_once else 'INVARIANT BROKEN'}")
+    print(f"peak RSS per worker {peak:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
