@@ -41,19 +41,28 @@ class Tally:
     second_download_410: int = 0
 
 
-async def client_loop(base_url: str, payload: bytes, password: str | None, deadline: float,
-                      tally: Tally, verify_every: int) -> None:
+async def client_loop(
+    base_url: str,
+    payload: bytes,
+    password: str | None,
+    deadline: float,
+    tally: Tally,
+    verify_every: int,
+) -> None:
     fields = {"expires_in": "3600"}
     if password:
         fields["password"] = password
     form = {"password": password} if password else None
-    async with httpx.AsyncClient(base_url=base_url, timeout=60,
-                                 headers={"User-Agent": BROWSER}) as client:
+    async with httpx.AsyncClient(
+        base_url=base_url, timeout=60, headers={"User-Agent": BROWSER}
+    ) as client:
         while time.monotonic() < deadline:
             try:
                 started = time.perf_counter()
                 created = await client.post(
-                    "/upload", files={"file": ("small.bin", payload)}, data=fields,
+                    "/upload",
+                    files={"file": ("small.bin", payload)},
+                    data=fields,
                     headers={"Accept": "application/json"},
                 )
                 tally.latencies["upload"].append(time.perf_counter() - started)
@@ -107,10 +116,12 @@ async def run(arguments: argparse.Namespace, base_url: str) -> Tally:
     payload = os.urandom(arguments.size)
     deadline = time.monotonic() + arguments.seconds
     password = "bench-password" if arguments.password else None
-    await asyncio.gather(*(
-        client_loop(base_url, payload, password, deadline, tally, verify_every=10)
-        for _ in range(arguments.clients)
-    ))
+    await asyncio.gather(
+        *(
+            client_loop(base_url, payload, password, deadline, tally, verify_every=10)
+            for _ in range(arguments.clients)
+        )
+    )
     return tally
 
 
@@ -120,8 +131,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--size", type=int, default=4096)
-    parser.add_argument("--password", action="store_true",
-                        help="protect every share (measures the Argon2id cost)")
+    parser.add_argument(
+        "--password", action="store_true", help="protect every share (measures the Argon2id cost)"
+    )
     arguments = parser.parse_args()
     env = {f"OTS_RATE_{name}": HIGH_LIMIT for name in ("UPLOAD", "PAGE", "DOWNLOAD", "POLL")}
     env["OTS_MIN_FREE_BYTES"] = "0"
@@ -133,20 +145,27 @@ def main() -> None:
         peak = server.peak_rss_mib()
         blobs, records = leftovers(server.data_dir)
 
-    print(f"workers={arguments.workers} clients={arguments.clients} size={arguments.size} B "
-          f"password={'yes' if arguments.password else 'no'} seconds={elapsed:.1f}")
+    print(
+        f"workers={arguments.workers} clients={arguments.clients} size={arguments.size} B "
+        f"password={'yes' if arguments.password else 'no'} seconds={elapsed:.1f}"
+    )
     print(f"cycles/s {tally.cycles / elapsed:8.1f}   (upload -> landing -> download)")
     print(f"requests/s {3 * tally.cycles / elapsed:6.1f}")
     print(f"{'step':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
     for step, values in tally.latencies.items():
         mean = statistics.fmean(values) * 1000 if values else float("nan")
-        print(f"{step:>9} {percentile(values, 0.5):8.1f} {percentile(values, 0.95):8.1f} "
-              f"{percentile(values, 0.99):8.1f} {mean:8.1f}")
-    print(f"errors {len(tally.errors)}" + (f": {sorted(set(tally.errors))}" if tally.errors else ""))
+        print(
+            f"{step:>9} {percentile(values, 0.5):8.1f} {percentile(values, 0.95):8.1f} "
+            f"{percentile(values, 0.99):8.1f} {mean:8.1f}"
+        )
+    kinds = f": {sorted(set(tally.errors))}" if tally.errors else ""
+    print(f"errors {len(tally.errors)}{kinds}")
     exactly_once = tally.created == tally.downloaded and blobs == 0 and records == 0
-    print(f"created {tally.created}, downloaded {tally.downloaded}, second downloads answered "
-          f"410: {tally.second_download_410}, blobs left {blobs}, records left {records} -> "
-          f"{'exactly once: OK' if exactly_once else 'INVARIANT BROKEN'}")
+    print(
+        f"created {tally.created}, downloaded {tally.downloaded}, second downloads answered "
+        f"410: {tally.second_download_410}, blobs left {blobs}, records left {records} -> "
+        f"{'exactly once: OK' if exactly_once else 'INVARIANT BROKEN'}"
+    )
     print(f"peak RSS per worker {peak:.0f} MiB")
 
 
