@@ -17,7 +17,7 @@ downloads we want the opposite:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Generator
+from collections.abc import Awaitable, Generator
 from typing import Any
 
 from hypercorn.typing import ASGIReceiveCallable, ASGIReceiveEvent, ASGISendCallable, ASGISendEvent
@@ -101,6 +101,10 @@ class StreamingBody(Body):
     async def wait_until_read(self) -> None:
         await self._finished_reading.wait()
 
+    @property
+    def complete(self) -> bool:
+        return self._complete.is_set()
+
     def __aiter__(self) -> StreamingBody:
         return self
 
@@ -177,8 +181,11 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
 
     async def __call__(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         idle_timeout: float | None = self.app.config["IDLE_TIMEOUT"]
+        self._answering = asyncio.Event()
 
         async def send_with_timeout(message: ASGISendEvent) -> None:
+            if message["type"] == "http.response.start":
+                self._answering.set()
             async with asyncio.timeout(idle_timeout):
                 await send(message)
 
@@ -188,20 +195,52 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
         body = request.body
         assert isinstance(body, StreamingBody)
         body.attach(receive, self.app.config["IDLE_TIMEOUT"])
-        if _has_body(request):
-            # The handler reads the body at its own pace; only afterwards do we
-            # listen for the client going away.
-            await body.wait_until_read()
+        if not _has_body(request):
+            body.mark_empty()
+        else:
+            # The handler reads the body at its own pace; only once it is done, or
+            # has started to answer, do we read from the client ourselves.
+            await _first_of(body.wait_until_read(), self._answering.wait())
             if body.disconnected:
                 # The handler saw the disconnect as an exception and is cleaning
                 # up; let it finish rather than cancelling it halfway.
-                await asyncio.Event().wait()
-        else:
-            body.mark_empty()
+                await _forever()
+            if not body.complete:
+                await _discard_rest_of_body(receive)
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
+
+
+async def _discard_rest_of_body(receive: ASGIReceiveCallable) -> None:
+    """Read and drop what the client still sends after an early answer (a 413, say).
+
+    Hypercorn queues at most a few body messages per request and, when the
+    response ends, must queue a disconnect too; if nobody takes the body
+    messages, that final send never returns and the connection hangs until the
+    idle timeout. Draining lets the answer go out, after which Hypercorn closes
+    the connection (the request was never read to its end).
+    """
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            await _forever()  # the answer is being sent; let the handler finish
+        if not message.get("more_body", False):
+            return
+
+
+async def _first_of(*waits: Awaitable[object]) -> None:
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+async def _forever() -> None:
+    await asyncio.Event().wait()
 
 
 def _has_body(request: Request) -> bool:

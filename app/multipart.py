@@ -18,7 +18,8 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from .errors import InvalidInput, MalformedRequest, ShareError
 
 MAX_PARTS = 16
-MAX_PART_HEADER_BYTES = 8 * 1024
+# Room for a 10,000-byte file name (names are cut to 255 bytes once read).
+MAX_PART_HEADER_BYTES = 32 * 1024
 DEFAULT_FIELD_LIMIT = 4 * 1024
 
 
@@ -170,7 +171,8 @@ async def read_form(
     parser = MultipartParser(
         boundary,
         collector.callbacks(),  # type: ignore[arg-type]
-        max_header_size=MAX_PART_HEADER_BYTES,
+        # A little above ours, so our clearer message is the one people see.
+        max_header_size=MAX_PART_HEADER_BYTES + 1024,
     )
     async for piece in body:
         if collector.ended:

@@ -10,6 +10,7 @@ import pytest
 from app.errors import InvalidInput, MalformedRequest
 from app.multipart import (
     DEFAULT_FIELD_LIMIT,
+    MAX_PART_HEADER_BYTES,
     MAX_PARTS,
     Field,
     FileData,
@@ -398,7 +399,7 @@ async def test_part_without_a_name(headers: bytes) -> None:
 async def test_over_long_part_header() -> None:
     body = body_of(
         b'Content-Disposition: form-data; name="a"\r\nX-Padding: '
-        + b"p" * 9000
+        + b"p" * (MAX_PART_HEADER_BYTES + 100)
         + CRLF
         + CRLF
         + b"1"

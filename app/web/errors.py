@@ -7,7 +7,7 @@ import logging
 import redis.exceptions
 from quart import Blueprint, Response
 from quart_rate_limiter import RateLimitExceeded
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from ..errors import ServiceUnavailable, ShareError, ShareGone
 from .responses import is_htmx, json_response, no_store, page, wants_json
@@ -72,7 +72,10 @@ async def rate_limited(error: RateLimitExceeded) -> Response:
 async def http_error(error: HTTPException) -> Response:
     status = error.code or 500
     title, message = HTTP_MESSAGES.get(status, (error.name, error.description or error.name))
-    return await render_error(status, error.name.lower().replace(" ", "_"), title, message)
+    response = await render_error(status, error.name.lower().replace(" ", "_"), title, message)
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
+        response.headers["Allow"] = ", ".join(sorted(error.valid_methods))
+    return response
 
 
 @blueprint.app_errorhandler(redis.exceptions.ConnectionError)

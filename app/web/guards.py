@@ -25,6 +25,9 @@ BODY_ENDPOINTS = frozenset(
 )
 CLI_ENDPOINTS_PREFIX = "download."
 MAX_PATH_BYTES = 2048
+# Hypercorn refuses a request head over 16 KiB only while it is still arriving in
+# pieces; one that arrives whole is passed on, so the app checks the total too.
+MAX_HEADER_BYTES = 16 * 1024
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CLI_MESSAGE = (
     "This one-time link must be opened in a web browser.\n"
@@ -44,6 +47,12 @@ class BodyNotAllowed(ShareError):
     status = 400
     code = "unexpected_body"
     title = "Unexpected request body"
+
+
+class HeadersTooLarge(ShareError):
+    status = 431
+    code = "headers_too_large"
+    title = "Headers too large"
 
 
 class AddressTooLong(ShareError):
@@ -73,6 +82,9 @@ def install(app: Quart, settings: Settings) -> None:
 
     @app.before_request
     async def check_request_shape() -> None:
+        header_bytes = sum(len(name) + len(value) for name, value in request.scope["headers"])
+        if header_bytes > MAX_HEADER_BYTES:
+            raise HeadersTooLarge(f"Request headers here are at most {MAX_HEADER_BYTES} bytes.")
         if len(request.scope.get("raw_path", b"")) > MAX_PATH_BYTES:
             raise AddressTooLong(f"Addresses here are at most {MAX_PATH_BYTES} bytes long.")
         if request.endpoint not in BODY_ENDPOINTS and _carries_body():
