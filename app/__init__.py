@@ -11,9 +11,20 @@ from . import ratelimit, services
 from .config import Settings
 from .http import DEFAULT_BODY_LIMIT, StreamingHTTPConnection, StreamingRequest
 from .runtime import tune_for_large_transfers
-from .web import download, errors, filters, guards, health, pages, revoke, security, upload
-
-__version__ = "0.1.0"
+from .version import __version__
+from .web import (
+    admin,
+    auth,
+    download,
+    errors,
+    filters,
+    guards,
+    health,
+    pages,
+    revoke,
+    security,
+    upload,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,9 +71,12 @@ def create_app(settings: Settings | None = None) -> Quart:
         upload.blueprint,
         download.blueprint,
         revoke.blueprint,
+        auth.blueprint,
+        admin.blueprint,
         health.blueprint,
         errors.blueprint,
     ):
         app.register_blueprint(blueprint)
+    auth.install(app, settings)
     services.install(app, settings, limiter_store)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import os
 import sys
@@ -21,13 +22,36 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--workers", type=int, help="worker processes (default: $OTS_WORKERS or the CPU count)"
     )
+    commands.add_parser(
+        "hash-password",
+        help="print an Argon2id hash of an admin password, for ADMIN_PASSWORD_HASH",
+    )
     arguments = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if arguments.command == "serve":
         return _serve(arguments)
+    if arguments.command == "hash-password":
+        return _hash_password()
     return 2
+
+
+def _hash_password() -> int:
+    from .admin_access import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Admin password: ")
+        if getpass.getpass("Again: ") != password:
+            print("onetimeshare: the passwords differ", file=sys.stderr)
+            return 1
+    else:  # piped in, e.g. from a secrets manager
+        password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 12:
+        print("onetimeshare: use at least 12 characters", file=sys.stderr)
+        return 1
+    print(hash_password(password))
+    return 0
 
 
 def _serve(arguments: argparse.Namespace) -> int:

@@ -120,6 +120,11 @@ class Settings:
     trusted_proxy_hops: int = 0
     block_cli_agents: bool = True
     cli_agents: tuple[str, ...] = DEFAULT_CLI_AGENTS
+    admin_user: str = "admin"
+    admin_password_hash: str | None = None
+    admin_password: str | None = None
+    admin_session_seconds: int = 8 * 3600
+    admin_cookie_secure: bool = True
     tombstone_seconds: int = 7 * 86400
     idle_timeout: float = 60.0
     upload_mark_seconds: int = 15
@@ -182,6 +187,13 @@ class Settings:
                 "OTS_ARGON2_MAX_CONCURRENT", 1, minimum=1, maximum=64
             ),
             tombstone_seconds=env.integer("OTS_TOMBSTONE_SECONDS", 7 * 86400, minimum=1),
+            admin_user=env.text("ADMIN_USER", "admin") or "admin",
+            admin_password_hash=_admin_hash(env.text("ADMIN_PASSWORD_HASH", "")),
+            admin_password=env.text("ADMIN_PASSWORD", "") or None,
+            admin_session_seconds=env.integer(
+                "OTS_ADMIN_SESSION_SECONDS", 8 * 3600, minimum=60, maximum=30 * 86400
+            ),
+            admin_cookie_secure=env.boolean("OTS_ADMIN_COOKIE_SECURE", True),
             rate_limits_enabled=env.boolean("OTS_RATE_LIMITS", True),
             rate_limits={
                 category: env.rate_limits(f"OTS_RATE_{category.upper()}", default)
@@ -277,6 +289,17 @@ def _in_range(name: str, value: Number, minimum: Number | None, maximum: Number 
     if maximum is not None and value > maximum:
         raise SettingsError(f"{name}: {value} is above the maximum of {maximum}")
     return value
+
+
+def _admin_hash(configured: str) -> str | None:
+    if not configured:
+        return None
+    if not configured.startswith("$argon2id$"):
+        raise SettingsError(
+            "ADMIN_PASSWORD_HASH: expected an Argon2id hash ($argon2id$...); "
+            "make one with: onetimeshare hash-password"
+        )
+    return configured
 
 
 def _secret_key(configured: str, data_dir: Path) -> str:

@@ -210,6 +210,7 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
+                body.disconnected = True  # long responses (event streams) check this
                 return
 
 

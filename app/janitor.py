@@ -33,6 +33,7 @@ class JanitorReport:
     files_seen: int
     blobs_removed: int
     parts_removed: int
+    expired_recorded: int
 
 
 class Janitor:
@@ -63,6 +64,9 @@ class Janitor:
         return report
 
     async def _sweep(self) -> JanitorReport:
+        # First the records whose TTL ran out: counted as expired and unindexed, so
+        # their blobs below are orphans like any other.
+        expired = await self.metadata.sweep_expired()
         files = await asyncio.to_thread(lambda: list(self.blobs.list_files()))
         orphans: list[StoredFile] = []
         for start in range(0, len(files), LOOKUP_BATCH):
@@ -77,6 +81,7 @@ class Janitor:
             files_seen=len(files),
             blobs_removed=sum(stored.state == "blob" for stored in removed),
             parts_removed=sum(stored.state == "part" for stored in removed),
+            expired_recorded=expired,
         )
 
     async def run_forever(self) -> None:

@@ -32,26 +32,125 @@ from .errors import GoneReason
 
 PREFIX = "ots:"
 
-# Deleting the record is the claim: DEL is atomic, so of any number of
-# concurrent claims exactly one sees 1.
-_CLAIM = """
-if redis.call('DEL', KEYS[1]) == 0 then return 0 end
-redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
-redis.call('EXPIRE', KEYS[3], ARGV[2])
-return 1
+# Statistics and the index of live shares are kept by the same scripts that change
+# a share's state, so they can never disagree with it. These keys are not declared
+# in KEYS: the service runs on a single Redis, not a Redis Cluster.
+_BOOKKEEPING = """
+local function bump(counter, amount)
+  local now = tonumber(redis.call('TIME')[1])
+  redis.call('HINCRBY', 'ots:stats', counter, amount)
+  local minute = 'ots:stats:minute:' .. math.floor(now / 60)
+  redis.call('HINCRBY', minute, counter, amount)
+  redis.call('EXPIRE', minute, 7260)
+  local hour = 'ots:stats:hour:' .. math.floor(now / 3600)
+  redis.call('HINCRBY', hour, counter, amount)
+  redis.call('EXPIRE', hour, 90000)
+end
+local function event(kind, id, size, share_kind)
+  redis.call('XADD', 'ots:events', 'MAXLEN', '~', '1000', '*',
+             'type', kind, 'id', string.sub(id, 1, 8), 'size', size, 'kind', share_kind)
+end
+local function retire(id, counter, kind)
+  local size = tonumber(redis.call('ZSCORE', 'ots:active:size', id) or '0')
+  local info = redis.call('HGET', 'ots:active:info', id) or 'file'
+  local share_kind = string.match(info, '^[^|]*')
+  redis.call('ZREM', 'ots:active:expiry', id)
+  redis.call('ZREM', 'ots:active:size', id)
+  redis.call('HDEL', 'ots:active:info', id)
+  redis.call('HINCRBY', 'ots:stats', 'bytes_stored', string.format('%d', 0 - size))
+  bump(counter, 1)
+  event(kind, id, size, share_kind)
+end
 """
 
+# KEYS: share, gone, upload mark, revoke pointer.
+# ARGV: ttl, tombstone seconds, share id, size, expires at, index info, field, value, ...
+_CREATE = (
+    _BOOKKEEPING
+    + """
+local ttl = tonumber(ARGV[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('SET', KEYS[2], 'expired', 'EX', ttl + tonumber(ARGV[2]))
+redis.call('DEL', KEYS[3])
+redis.call('SET', KEYS[4], ARGV[3], 'EX', ttl)
+redis.call('ZADD', 'ots:active:expiry', ARGV[5], ARGV[3])
+redis.call('ZADD', 'ots:active:size', ARGV[4], ARGV[3])
+redis.call('HSET', 'ots:active:info', ARGV[3], ARGV[6])
+redis.call('HINCRBY', 'ots:stats', 'bytes_stored', ARGV[4])
+bump('uploads', 1)
+event('uploaded', ARGV[3], ARGV[4], string.match(ARGV[6], '^[^|]*'))
+return 1
+"""
+)
+
+# Deleting the record is the claim: DEL is atomic, so of any number of
+# concurrent claims exactly one sees 1. The revoke pointer then lives as long as
+# the tombstone, so the revoke page can say what happened.
+# KEYS: share, gone. ARGV: reason, tombstone seconds, share id, counter, event.
+_CLAIM = (
+    _BOOKKEEPING
+    + """
+local rid = redis.call('HGET', KEYS[1], 'rid')
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+if rid then redis.call('EXPIRE', 'ots:revoke:' .. rid, ARGV[2]) end
+retire(ARGV[3], ARGV[4], ARGV[5])
+return 1
+"""
+)
+
 # Returns tries left, 0 when this failure destroyed the share, -1 when it was already gone.
-_FAIL_ATTEMPT = """
+# KEYS: share, gone. ARGV: max tries, tombstone seconds, share id.
+_FAIL_ATTEMPT = (
+    _BOOKKEEPING
+    + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local tries = redis.call('HINCRBY', KEYS[1], 'tries', 1)
+bump('failed_passwords', 1)
 local left = tonumber(ARGV[1]) - tries
 if left > 0 then return left end
+local rid = redis.call('HGET', KEYS[1], 'rid')
 redis.call('DEL', KEYS[1])
 redis.call('SET', KEYS[2], 'destroyed', 'EX', ARGV[2])
-redis.call('EXPIRE', KEYS[3], ARGV[2])
+if rid then redis.call('EXPIRE', 'ots:revoke:' .. rid, ARGV[2]) end
+retire(ARGV[3], 'destroyed', 'destroyed')
 return 0
 """
+)
+
+# Records as expired the indexed shares whose TTL ran out. Returns how many.
+_SWEEP_EXPIRED = (
+    _BOOKKEEPING
+    + """
+local now = tonumber(redis.call('TIME')[1])
+local due = redis.call('ZRANGEBYSCORE', 'ots:active:expiry', '-inf', now, 'LIMIT', 0, 500)
+local swept = 0
+for _, id in ipairs(due) do
+  if redis.call('EXISTS', 'ots:share:' .. id) == 0 then
+    retire(id, 'expired', 'expired')
+    swept = swept + 1
+  end
+end
+return swept
+"""
+)
+
+# ARGV: counter, event type (or empty for none).
+_COUNT = (
+    _BOOKKEEPING
+    + """
+bump(ARGV[1], 1)
+if ARGV[2] ~= '' then event(ARGV[2], '', 0, '') end
+return 1
+"""
+)
+
+# What each way of ending a share counts as, and the event it shows in the feed.
+_ENDINGS: dict[str, tuple[str, str]] = {
+    "downloaded": ("downloads", "downloaded"),
+    "revoked": ("revoked", "revoked"),
+}
 
 _RELEASE_LOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -124,8 +223,11 @@ class MetadataStore:
     def __init__(self, redis: Redis, tombstone_seconds: int) -> None:
         self.redis = redis
         self.tombstone_seconds = tombstone_seconds
+        self._create = redis.register_script(_CREATE)
         self._claim = redis.register_script(_CLAIM)
         self._fail_attempt = redis.register_script(_FAIL_ATTEMPT)
+        self._sweep_expired = redis.register_script(_SWEEP_EXPIRED)
+        self._count = redis.register_script(_COUNT)
         self._release_lock = redis.register_script(_RELEASE_LOCK)
 
     @staticmethod
@@ -158,15 +260,29 @@ class MetadataStore:
     # --- the share record ---
 
     async def create(self, record: ShareRecord) -> None:
-        """Store the record, its expiry, tombstone and revoke capability; end the upload mark."""
+        """Store the record, its expiry, tombstone, revoke capability and index entry, and
+        end the upload mark, in one script."""
         ttl = max(1, round(record.expires_at - time.time()))
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(self.revoke_key(record.revoke_id), record.share_id, ex=ttl)
-            pipe.hset(self.share_key(record.share_id), mapping=record.to_redis())  # type: ignore[arg-type]
-            pipe.expire(self.share_key(record.share_id), ttl)
-            pipe.set(self.gone_key(record.share_id), b"expired", ex=ttl + self.tombstone_seconds)
-            pipe.delete(self.upload_key(record.share_id))
-            await pipe.execute()
+        share_id = record.share_id
+        info = f"{record.kind}|{int(record.protected)}|{record.created_at:.0f}"
+        fields = [item for pair in record.to_redis().items() for item in pair]
+        await self._create(
+            keys=[
+                self.share_key(share_id),
+                self.gone_key(share_id),
+                self.upload_key(share_id),
+                self.revoke_key(record.revoke_id),
+            ],
+            args=[
+                ttl,
+                self.tombstone_seconds,
+                share_id,
+                record.size,
+                record.expires_at,
+                info,
+                *fields,
+            ],
+        )
 
     async def get(self, share_id: str) -> ShareRecord | None:
         fields = cast(dict[bytes, bytes], await self.redis.hgetall(self.share_key(share_id)))
@@ -184,14 +300,25 @@ class MetadataStore:
             return "unknown"
         return cast(GoneReason, reason.decode())
 
-    async def claim(self, share_id: str, revoke_id: str, reason: GoneReason = "downloaded") -> bool:
-        """Consume the share (and its revoke capability); True for exactly one caller."""
-        keys = [self.share_key(share_id), self.gone_key(share_id), self.revoke_key(revoke_id)]
-        return bool(await self._claim(keys=keys, args=[reason, self.tombstone_seconds]))
+    async def claim(self, share_id: str, reason: GoneReason = "downloaded") -> bool:
+        """Consume the share; True for exactly one caller."""
+        counter, event = _ENDINGS[reason]
+        keys = [self.share_key(share_id), self.gone_key(share_id)]
+        args = [reason, self.tombstone_seconds, share_id, counter, event]
+        return bool(await self._claim(keys=keys, args=args))
 
-    async def record_failed_attempt(self, share_id: str, revoke_id: str, max_tries: int) -> int:
-        keys = [self.share_key(share_id), self.gone_key(share_id), self.revoke_key(revoke_id)]
-        return int(await self._fail_attempt(keys=keys, args=[max_tries, self.tombstone_seconds]))
+    async def record_failed_attempt(self, share_id: str, max_tries: int) -> int:
+        keys = [self.share_key(share_id), self.gone_key(share_id)]
+        args: list[str | int] = [max_tries, self.tombstone_seconds, share_id]
+        return int(await self._fail_attempt(keys=keys, args=args))
+
+    async def sweep_expired(self) -> int:
+        """Count and unindex shares whose TTL ran out (Redis deletes them silently)."""
+        return int(await self._sweep_expired(keys=[], args=[]))
+
+    async def count(self, counter: str, event: str = "") -> None:
+        """Count something that is not a share's state change (a rate limit, a block)."""
+        await self._count(keys=[], args=[counter, event])
 
     # --- upload progress, for the progress fragment ---
 

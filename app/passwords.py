@@ -8,8 +8,12 @@ memory. Callers beyond the bound wait their turn.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import TypeVar
 
 from .crypto import Argon2Params
+
+T = TypeVar("T")
 
 
 class Argon2Pool:
@@ -18,5 +22,9 @@ class Argon2Pool:
         self._slots = asyncio.Semaphore(max_concurrent)
 
     async def hash(self, params: Argon2Params, password: bytes, salt: bytes) -> bytes:
+        return await self.run(params.hash, password, salt)
+
+    async def run(self, function: Callable[..., T], *arguments: object) -> T:
+        """Run any Argon2 work (hashing, verifying) in a thread, a bounded number at once."""
         async with self._slots:
-            return await asyncio.to_thread(params.hash, password, salt)
+            return await asyncio.to_thread(function, *arguments)

@@ -11,6 +11,7 @@ from typing import cast
 from quart import Quart, current_app
 from redis.asyncio import Redis
 
+from .admin_access import AdminAccess
 from .config import Settings
 from .embedded_redis import EmbeddedRedis
 from .janitor import Janitor
@@ -33,6 +34,7 @@ class Services:
     blobs: LocalBlobStore
     shares: ShareService
     janitor: Janitor
+    admin: AdminAccess
     embedded_redis: EmbeddedRedis | None = None
     janitor_task: asyncio.Task[None] | None = None
 
@@ -53,9 +55,12 @@ class Services:
         metadata = MetadataStore(redis, settings.tombstone_seconds)
         blobs = LocalBlobStore(settings.blob_dir, settings.min_free_bytes)
         blobs.prepare()
-        shares = ShareService(settings, metadata, blobs, Argon2Pool(settings.argon2_max_concurrent))
+        argon2 = Argon2Pool(settings.argon2_max_concurrent)
+        shares = ShareService(settings, metadata, blobs, argon2)
         janitor = Janitor(metadata, blobs, settings.janitor_interval)
-        services = cls(settings, redis, metadata, blobs, shares, janitor, embedded)
+        admin = AdminAccess(settings, redis, argon2)
+        await admin.prepare()
+        services = cls(settings, redis, metadata, blobs, shares, janitor, admin, embedded)
         services.janitor_task = asyncio.create_task(janitor.run_forever(), name="janitor")
         return services
 

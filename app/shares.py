@@ -197,7 +197,7 @@ class ShareService:
         envelope = await self._unseal(token, record, password)
         reader, opener = await asyncio.to_thread(self._open_blob, envelope, record)
         try:
-            won = await self.metadata.claim(share_id, record.revoke_id)
+            won = await self.metadata.claim(share_id)
         except BaseException:
             reader.close()
             raise
@@ -245,7 +245,7 @@ class ShareService:
     async def _failed_attempt(self, record: ShareRecord) -> ShareError:
         """Count a wrong password and say what it cost."""
         left = await self.metadata.record_failed_attempt(
-            record.share_id, record.revoke_id, self.settings.max_password_tries
+            record.share_id, self.settings.max_password_tries
         )
         if left < 0:
             return ShareGone(await self.metadata.gone_reason(record.share_id))
@@ -277,10 +277,17 @@ class ShareService:
         share_id = await self.metadata.revoke_target(revoke_id)
         if share_id is None:
             return ShareStatus(live=None, gone_reason="unknown")
-        if await self.metadata.claim(share_id, revoke_id, reason="revoked"):
+        if await self.metadata.claim(share_id, reason="revoked"):
             await self._delete_blob(share_id)
             return ShareStatus(live=None, gone_reason="revoked")
         return ShareStatus(live=None, gone_reason=await self.metadata.gone_reason(share_id))
+
+    async def revoke_by_id(self, share_id: str) -> bool:
+        """The admin's revoke: by share id, which the admin sees and the public never does."""
+        if await self.metadata.claim(share_id, reason="revoked"):
+            await self._delete_blob(share_id)
+            return True
+        return False
 
     async def _revoked_share_id(self, revoke_text: str) -> str | None:
         return await self.metadata.revoke_target(self._revoke_id(revoke_text))

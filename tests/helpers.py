@@ -64,9 +64,19 @@ async def upload(
     return await response.get_json()  # type: ignore[no-any-return]
 
 
+BOOKKEEPING_PREFIXES = (b"ots:janitor:", b"ots:stats", b"ots:events", b"ots:rl:")
+ACTIVE_INDEX = (b"ots:active:expiry", b"ots:active:size", b"ots:active:info")
+
+
 def share_keys(client: redis.Redis) -> list[bytes]:
-    """Every key a share or upload left in Redis (the janitor's own bookkeeping excluded)."""
-    return sorted(key for key in client.scan_iter() if not key.startswith(b"ots:janitor:"))
+    """Every key a share or upload left in Redis.
+
+    Service bookkeeping (janitor, statistics, the event feed, rate limits) is left
+    out; the index of live shares is included only while it lists something.
+    """
+    return sorted(
+        key for key in client.scan_iter() if not key.startswith(BOOKKEEPING_PREFIXES)
+    )
 
 
 def token_path(share: dict[str, Any]) -> str:

@@ -10,6 +10,7 @@ from quart_rate_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from ..errors import ServiceUnavailable, ShareError, ShareGone
+from ..services import services
 from .responses import is_htmx, json_response, no_store, page, wants_json
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ async def share_error(error: ShareError) -> Response:
 
 @blueprint.app_errorhandler(RateLimitExceeded)
 async def rate_limited(error: RateLimitExceeded) -> Response:
+    await count_quietly("rate_limited", "rate_limited")
     response = await render_error(
         429,
         "rate_limited",
@@ -66,6 +68,14 @@ async def rate_limited(error: RateLimitExceeded) -> Response:
     )
     response.headers["Retry-After"] = str(error.retry_after)
     return response
+
+
+async def count_quietly(counter: str, event: str) -> None:
+    """Statistics must never turn a refusal into a failure."""
+    try:
+        await services().metadata.count(counter, event)
+    except (redis.exceptions.RedisError, OSError):
+        log.warning("could not count %s", counter)
 
 
 @blueprint.app_errorhandler(HTTPException)

@@ -41,6 +41,10 @@ def iso_time(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
+def clock(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%H:%M")
+
+
 def qr_svg(text: str) -> Markup:
     """A QR code as inline SVG, drawn on the server: no image request, no script."""
     code = segno.make(text, error="m")
@@ -64,5 +68,6 @@ def install(app: Quart) -> None:
         countdown=countdown_words,
         refresh_after=refresh_after,
         qr_svg=qr_svg,
+        clock=clock,
     )
     app.jinja_env.globals["htmx_config"] = HTMX_CONFIG

@@ -10,6 +10,7 @@ from quart import Quart, Response, request
 
 from ..config import Settings
 from ..errors import ShareError
+from .errors import count_quietly
 
 # Routes that read a request body; every other route refuses one.
 BODY_ENDPOINTS = frozenset(
@@ -76,6 +77,7 @@ def install(app: Quart, settings: Settings) -> None:
         user_agent = request.headers.get("User-Agent", "").strip().lower()
         if user_agent and not any(agent in user_agent for agent in agents):
             return None
+        await count_quietly("cli_blocked", "blocked")
         response = Response(CLI_MESSAGE, status=406, content_type="text/plain; charset=utf-8")
         response.headers["Cache-Control"] = "no-store"
         return response

@@ -1,0 +1,186 @@
+"""The admin dashboard: every panel is a fragment that refreshes itself.
+
+Counters, the live-share table, the activity feed, the system panel and the
+hourly chart each have their own URL; the dashboard page includes them all.
+Nothing here ever shows a file name, a token, a key or a message: the index the
+table reads holds only ids, sizes, kinds and times.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import cast
+
+from quart import Blueprint, Response, abort, request, url_for
+from quart_auth import current_user, logout_user
+
+from ..http import StreamingRequest
+from ..ratelimit import limited
+from ..services import services
+from ..stats import (
+    SortKey,
+    active_shares,
+    hourly_series,
+    latest_event_id,
+    read_counters,
+    recent_events,
+    system_state,
+    wait_for_event,
+)
+from ..version import __version__
+from .auth import redirect_to
+from .guards import CrossSiteRequest
+from .responses import is_htmx, no_store, page
+
+blueprint = Blueprint("admin", __name__, url_prefix="/admin")
+
+PER_PAGE = 20
+SHARE_ID = re.compile(r"[0-9a-f]{32}")
+# The stream blocks on Redis for less than the client's socket timeout, then
+# sends a comment so proxies and the browser know the connection is alive.
+STREAM_BLOCK_MS = 4000
+
+
+@blueprint.before_request
+async def require_admin() -> Response | None:
+    admin = services().admin
+    if not admin.enabled:
+        abort(404)
+    if not await current_user.is_authenticated:
+        if is_htmx():
+            # A fragment refresh after the session ended: send the whole page to login.
+            return Response(status=401, headers={"HX-Redirect": url_for("auth.login_page")})
+        return Response(status=303, headers={"Location": url_for("auth.login_page")})
+    if request.method == "POST":
+        form = await request.form
+        if not admin.csrf_valid(current_user.auth_id, form.get("csrf")):
+            raise CrossSiteRequest(
+                "This form has expired or did not come from this site. "
+                "Reload the page and try again."
+            )
+    return None
+
+
+async def _panel(template: str, **context: object) -> Response:
+    session_id = cast(str, current_user.auth_id)
+    response = await page(
+        template, csrf=services().admin.csrf_token(session_id), now=time.time(), **context
+    )
+    return no_store(response)
+
+
+async def _table_context() -> dict[str, object]:
+    sort: SortKey = "size" if request.args.get("sort") == "size" else "expiry"
+    try:
+        number = max(1, int(request.args.get("page", "1")))
+    except ValueError:
+        number = 1
+    return {
+        "table": await active_shares(services().redis, sort=sort, page=number, per_page=PER_PAGE)
+    }
+
+
+@blueprint.get("")
+@limited("admin")
+async def dashboard() -> Response:
+    current = services()
+    return await _panel(
+        "admin.html",
+        counters=await read_counters(current.redis, current.metadata),
+        events=await recent_events(current.redis),
+        system=await system_state(current.redis, current.blobs, __version__),
+        hours=await hourly_series(current.redis),
+        **await _table_context(),
+    )
+
+
+@blueprint.get("/counters")
+@limited("admin")
+async def counters() -> Response:
+    current = services()
+    return await _panel(
+        "partials/admin_counters.html",
+        counters=await read_counters(current.redis, current.metadata),
+    )
+
+
+@blueprint.get("/shares")
+@limited("admin")
+async def shares() -> Response:
+    return await _panel("partials/admin_shares.html", **await _table_context())
+
+
+@blueprint.post("/shares/<share_id>/revoke")
+@limited("admin")
+async def revoke_share(share_id: str) -> Response:
+    if not SHARE_ID.fullmatch(share_id):
+        abort(404)
+    form = await request.form
+    if not is_htmx() and form.get("confirm") != "yes":
+        # Without JavaScript the confirmation is a page of its own.
+        return await _panel("admin_revoke.html", share_id=share_id)
+    await services().shares.revoke_by_id(share_id)
+    if is_htmx():
+        return await _panel("partials/admin_shares.html", **await _table_context())
+    return redirect_to(url_for("admin.dashboard"))
+
+
+@blueprint.get("/activity")
+@limited("admin")
+async def activity() -> Response:
+    return await _panel(
+        "partials/admin_activity.html", events=await recent_events(services().redis)
+    )
+
+
+@blueprint.get("/activity/stream")
+@limited("admin")
+async def activity_stream() -> Response:
+    """Server-sent events: a nudge per new event; the feed then fetches itself."""
+    redis = services().redis
+    body = cast(StreamingRequest, request).body
+
+    async def nudges() -> AsyncIterator[bytes]:
+        last = await latest_event_id(redis)
+        yield b"retry: 3000\n\n"
+        # Checked as well as relying on cancellation, which Python 3.11 can lose
+        # inside redis-py (see README): a stream must never outlive its client.
+        while not body.disconnected:
+            newest = await wait_for_event(redis, last, STREAM_BLOCK_MS)
+            if newest is None:
+                yield b": still here\n\n"
+                continue
+            last = newest
+            yield f"event: activity\ndata: {newest}\n\n".encode()
+
+    response = Response(nudges(), content_type="text/event-stream")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Accel-Buffering"] = "no"  # let nginx pass events at once
+    response.timeout = None
+    return response
+
+
+@blueprint.get("/system")
+@limited("admin")
+async def system() -> Response:
+    current = services()
+    return await _panel(
+        "partials/admin_system.html",
+        system=await system_state(current.redis, current.blobs, __version__),
+    )
+
+
+@blueprint.get("/chart")
+@limited("admin")
+async def chart() -> Response:
+    return await _panel("partials/admin_chart.html", hours=await hourly_series(services().redis))
+
+
+@blueprint.post("/logout-everywhere")
+@limited("admin")
+async def logout_everywhere() -> Response:
+    await services().admin.close_all_sessions()
+    logout_user()
+    return redirect_to(url_for("auth.login_page"))
