@@ -139,6 +139,9 @@ class LiveServer:
         )
         if settings.redis_url:
             env["REDIS_URL"] = settings.redis_url
+        if settings.admin_password:
+            env["ADMIN_PASSWORD"] = settings.admin_password
+            env["OTS_ADMIN_COOKIE_SECURE"] = str(settings.admin_cookie_secure).lower()
         env.update(self.extra_env)
         return env
 

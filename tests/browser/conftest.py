@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "screenshots"
 AXE_SOURCE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 BROWSER_SHORT_EXPIRY = 4
+ADMIN_PASSWORD = "browser-admin-password"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -55,6 +56,7 @@ def browser_server(
         argon2=TEST_ARGON2,
         # Many uploads a minute from one address; the limits have their own tests.
         rate_limits_enabled=False,
+        admin_password=ADMIN_PASSWORD,
     )
     server = LiveServer(settings, workers=1, extra_env={})
     server.start()
