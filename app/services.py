@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 from quart import Quart, current_app
@@ -15,6 +15,7 @@ from .admin_access import AdminAccess
 from .config import Settings
 from .embedded_redis import EmbeddedRedis
 from .janitor import Janitor
+from .looplag import LoopLag, monitor
 from .metadata import MetadataStore
 from .passwords import Argon2Pool
 from .ratelimit import RedisGcraStore
@@ -37,6 +38,9 @@ class Services:
     admin: AdminAccess
     embedded_redis: EmbeddedRedis | None = None
     janitor_task: asyncio.Task[None] | None = None
+    loop_lag: LoopLag = field(default_factory=LoopLag)
+    lag_task: asyncio.Task[None] | None = None
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -62,13 +66,21 @@ class Services:
         await admin.prepare()
         services = cls(settings, redis, metadata, blobs, shares, janitor, admin, embedded)
         services.janitor_task = asyncio.create_task(janitor.run_forever(), name="janitor")
+        services.lag_task = asyncio.create_task(
+            monitor(redis, services.loop_lag, services.stopping), name="loop-lag"
+        )
         return services
 
     async def stop(self) -> None:
+        self.stopping.set()
         if self.janitor_task is not None:
             self.janitor.stop(self.janitor_task)
             with contextlib.suppress(asyncio.CancelledError):
                 await self.janitor_task
+        if self.lag_task is not None:
+            self.lag_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.lag_task
         await self.redis.aclose()
         if self.embedded_redis is not None:
             await asyncio.to_thread(self.embedded_redis.stop)

@@ -64,7 +64,14 @@ async def upload(
     return await response.get_json()  # type: ignore[no-any-return]
 
 
-BOOKKEEPING_PREFIXES = (b"ots:janitor:", b"ots:stats", b"ots:events", b"ots:rl:")
+BOOKKEEPING_PREFIXES = (
+    b"ots:janitor:",
+    b"ots:stats",
+    b"ots:events",
+    b"ots:rl:",
+    b"ots:looplag:",
+    b"ots:admin:",
+)
 ACTIVE_INDEX = (b"ots:active:expiry", b"ots:active:size", b"ots:active:info")
 
 
@@ -74,9 +81,7 @@ def share_keys(client: redis.Redis) -> list[bytes]:
     Service bookkeeping (janitor, statistics, the event feed, rate limits) is left
     out; the index of live shares is included only while it lists something.
     """
-    return sorted(
-        key for key in client.scan_iter() if not key.startswith(BOOKKEEPING_PREFIXES)
-    )
+    return sorted(key for key in client.scan_iter() if not key.startswith(BOOKKEEPING_PREFIXES))
 
 
 def token_path(share: dict[str, Any]) -> str:

@@ -1,0 +1,80 @@
+"""Event-loop lag, measured inside each worker: how late a short sleep wakes up.
+
+Anything that blocks the loop (a synchronous call, a big copy, a GIL-hungry
+thread) shows up as lag, and lag is latency for every request the worker is
+holding. Each worker publishes its figures to Redis every second, so the
+benchmarks and the dashboard can read them across workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+import redis.exceptions
+from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
+
+INTERVAL = 0.01  # sample every 10 ms
+PUBLISH_EVERY = 1.0
+KEY_PREFIX = "ots:looplag:"
+KEY_TTL = 30
+
+
+@dataclass
+class LoopLag:
+    worst_ms: float = 0.0
+    window_worst_ms: float = 0.0  # since the last publication: for benchmark windows
+    samples: int = 0
+    over_20ms: int = 0
+    recent_ms: list[float] = field(default_factory=list)
+
+    def record(self, lag_ms: float) -> None:
+        self.samples += 1
+        self.worst_ms = max(self.worst_ms, lag_ms)
+        self.window_worst_ms = max(self.window_worst_ms, lag_ms)
+        if lag_ms > 20:
+            self.over_20ms += 1
+        self.recent_ms.append(lag_ms)
+        if len(self.recent_ms) > 1000:
+            del self.recent_ms[:500]
+
+    def p99_ms(self) -> float:
+        if not self.recent_ms:
+            return 0.0
+        ordered = sorted(self.recent_ms)
+        return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+
+async def monitor(client: Redis, lag: LoopLag, stopping: asyncio.Event) -> None:
+    """Sample the loop's lateness until stopped; publish worst, p99 and count over 20 ms."""
+    key = f"{KEY_PREFIX}{os.getpid()}"
+    published = time.monotonic()
+    while not stopping.is_set():
+        before = time.perf_counter()
+        await asyncio.sleep(INTERVAL)
+        lag.record(max(0.0, (time.perf_counter() - before - INTERVAL) * 1000))
+        now = time.monotonic()
+        if now - published >= PUBLISH_EVERY:
+            published = now
+            try:
+                async with client.pipeline(transaction=True) as pipe:
+                    pipe.hset(
+                        key,
+                        mapping={
+                            "worst_ms": f"{lag.worst_ms:.2f}",
+                            "window_worst_ms": f"{lag.window_worst_ms:.2f}",
+                            "p99_ms": f"{lag.p99_ms():.2f}",
+                            "samples": lag.samples,
+                            "over_20ms": lag.over_20ms,
+                        },
+                    )
+                    pipe.expire(key, KEY_TTL)
+                    await pipe.execute()
+                lag.window_worst_ms = 0.0
+            except (redis.exceptions.RedisError, OSError):
+                log.debug("could not publish loop lag")
