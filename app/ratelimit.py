@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from quart import Quart, current_app, request
+from quart import Quart, Response, current_app, request
 from quart_rate_limiter import (
     QUART_RATE_LIMITER_EXEMPT_ATTRIBUTE,
     RateLimit,
@@ -183,6 +183,12 @@ class AtomicRateLimiter(RateLimiter):
 
     async def _update_limits(self, endpoint: str, rate_limits: list[RateLimit]) -> None:
         """Already recorded by the atomic check."""
+
+    async def _after_request(self, response: Response) -> Response:
+        # The base class reads the store again to add RateLimit-* headers to every
+        # answer: one more Redis round trip per request for a header nobody needs.
+        # A 429 still carries Retry-After.
+        return response
 
     async def _create_key(self, endpoint: str, rate_limit: RateLimit) -> str:
         category = category_of(current_app.view_functions[endpoint])

@@ -11,8 +11,9 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 import redis.exceptions
 
@@ -38,8 +39,22 @@ from .storage import BlobReader, BlobWriter, LocalBlobStore
 log = logging.getLogger(__name__)
 
 ShareKind = Literal["file", "text"]
+T = TypeVar("T")
 SALT_BYTES = 16
 BATCH_CHUNKS = 16  # 16 x 64 KiB: crypto and disk work in 1 MiB batches
+
+
+# File work on small shares runs on the event loop: for files up to this size,
+# opening, writing, renaming or unlinking takes less time than handing the call to
+# a thread and waking the loop when it is done (bench/load.py, 4 KiB shares).
+INLINE_IO_BYTES = 256 * 1024
+
+
+async def file_io(size: int | None, function: Callable[..., T], *arguments: object) -> T:
+    """Run blocking file work inline for small files, in a thread otherwise."""
+    if size is not None and size <= INLINE_IO_BYTES:
+        return function(*arguments)
+    return await asyncio.to_thread(function, *arguments)
 
 
 def batch_chunks_for(size: int | None) -> int:
@@ -116,7 +131,7 @@ class ShareService:
         share_id = crypto.share_id_for(token)
         await self.metadata.mark_uploading(share_id, self.upload_mark_ttl)
         try:
-            writer = await asyncio.to_thread(self.blobs.start, share_id)
+            writer = await file_io(declared_bytes, self.blobs.start, share_id)
         except BaseException:
             await self.metadata.clear_uploading(share_id)
             raise
@@ -195,7 +210,7 @@ class ShareService:
         token, share_id = _parse_token(token_text)
         record = await self._live_record(share_id)
         envelope = await self._unseal(token, record, password)
-        reader, opener = await asyncio.to_thread(self._open_blob, envelope, record)
+        reader, opener = await file_io(record.size, self._open_blob, envelope, record)
         try:
             won = await self.metadata.claim(share_id)
         except BaseException:
@@ -212,9 +227,8 @@ class ShareService:
             chunks=PlaintextStream(reader, opener, self.blobs, share_id),
         )
 
-    async def reveal_text(self, token_text: str, password: str | None) -> str:
-        """Claim a text share and return the message; it is gone afterwards like a file."""
-        download = await self.claim(token_text, password)
+    async def read_text(self, download: Download) -> str:
+        """The message of a claimed text share (small by construction), its blob deleted."""
         try:
             data = b"".join([piece async for piece in download.chunks])
         finally:
@@ -406,6 +420,13 @@ class PlaintextStream:
         return data
 
     def _read_ahead(self) -> asyncio.Future[bytes]:
+        if self._opener.plaintext_size <= INLINE_IO_BYTES:
+            done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+            try:
+                done.set_result(self._next_batch())
+            except DecryptionError as error:
+                done.set_exception(error)
+            return done
         return asyncio.ensure_future(asyncio.to_thread(self._next_batch))
 
     def _next_batch(self) -> bytes:
@@ -505,7 +526,10 @@ class Upload:
         sealed = self._sealer.seal(memoryview(self._buffer)[: self._filled], final=final)
         self._filled = 0
         await self._settle()
-        self._writing = asyncio.ensure_future(asyncio.to_thread(self._write_sealed, sealed))
+        if len(sealed) <= INLINE_IO_BYTES:
+            self._write_sealed(sealed)
+        else:
+            self._writing = asyncio.ensure_future(asyncio.to_thread(self._write_sealed, sealed))
 
     async def _settle(self) -> None:
         """Wait for the write in flight, re-raising what it raised."""
@@ -538,7 +562,7 @@ class Upload:
         lifetime = service.validate_expiry(expires_in)
         await self._seal_batch(final=True)
         await self._settle()
-        await asyncio.to_thread(self._writer.commit)
+        await file_io(self.size, self._writer.commit)
 
         salt = argon2 = password_hash = None
         if password_bytes:
@@ -586,8 +610,8 @@ class Upload:
         with contextlib.suppress(Exception):
             await self._settle()  # never close the file under a write in flight
         # The .part, or the .blob if the record was what failed to be written.
-        await asyncio.to_thread(self._writer.discard)
-        await asyncio.to_thread(self._service.blobs.delete, self.share_id)
+        await file_io(self.size, self._writer.discard)
+        await file_io(self.size, self._service.blobs.delete, self.share_id)
         try:
             await self._service.metadata.clear_uploading(self.share_id)
         except Exception:

@@ -51,8 +51,10 @@ async def require_admin() -> Response | None:
     if not await current_user.is_authenticated:
         if is_htmx():
             # A fragment refresh after the session ended: send the whole page to login.
-            return Response(status=401, headers={"HX-Redirect": url_for("auth.login_page")})
-        return Response(status=303, headers={"Location": url_for("auth.login_page")})
+            return no_store(
+                Response(status=401, headers={"HX-Redirect": url_for("auth.login_page")})
+            )
+        return redirect_to(url_for("auth.login_page"))
     if request.method == "POST":
         form = await request.form
         if not admin.csrf_valid(current_user.auth_id, form.get("csrf")):

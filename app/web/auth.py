@@ -45,8 +45,8 @@ def install(app: object, settings: Settings) -> QuartAuth:
 def redirect_to(location: str) -> Response:
     """303 for browsers; htmx follows HX-Redirect instead of swapping a page in."""
     if is_htmx():
-        return Response(status=200, headers={"HX-Redirect": location})
-    return Response(status=303, headers={"Location": location})
+        return no_store(Response(status=200, headers={"HX-Redirect": location}))
+    return no_store(Response(status=303, headers={"Location": location}))
 
 
 @blueprint.before_request

@@ -57,13 +57,11 @@ async def download(token: str) -> Response:
     password = (await request.form).get("password")
     shares = services().shares
     try:
-        view = await shares.inspect(token)
-        if view.kind == "text":
-            text = await shares.reveal_text(token, password)
-            return no_store(await page("reveal.html", share=view, text=text))
         result = await shares.claim(token, password)
     except (PasswordRequired, ShareDestroyed) as error:
         return await _password_problem(token, error)
+    if result.kind == "text":
+        return no_store(await page("reveal.html", text=await shares.read_text(result)))
     response = Response(
         result.chunks,
         status=200,
