@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import redis
 
 from bench.harness import product_command, serve
+from bench.http1 import Connection, multipart
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) onetimeshare-bench"
 HIGH_LIMIT = "1000000/minute"
@@ -52,48 +53,70 @@ async def client_loop(
     fields = {"expires_in": "3600"}
     if password:
         fields["password"] = password
-    form = {"password": password} if password else None
-    async with httpx.AsyncClient(
-        base_url=base_url, timeout=60, headers={"User-Agent": BROWSER}
-    ) as client:
+    body, content_type = multipart(fields, "small.bin", payload)
+    upload_headers = {"Content-Type": content_type, "Accept": "application/json"}
+    form = f"password={password}".encode() if password else b""
+    form_headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    connection = Connection(base_url, BROWSER)
+    try:
         while time.monotonic() < deadline:
             try:
-                started = time.perf_counter()
-                created = await client.post(
-                    "/upload",
-                    files={"file": ("small.bin", payload)},
-                    data=fields,
-                    headers={"Accept": "application/json"},
+                await one_cycle(
+                    connection,
+                    body,
+                    upload_headers,
+                    form,
+                    form_headers,
+                    payload,
+                    tally,
+                    verify_every,
                 )
-                tally.latencies["upload"].append(time.perf_counter() - started)
-                if created.status_code != 201:
-                    tally.errors.append(f"upload {created.status_code}")
-                    continue
-                tally.created += 1
-                path = "/d/" + created.json()["url"].rsplit("/d/", 1)[1]
-
-                started = time.perf_counter()
-                landing = await client.get(path)
-                tally.latencies["landing"].append(time.perf_counter() - started)
-                if landing.status_code != 200:
-                    tally.errors.append(f"landing {landing.status_code}")
-
-                started = time.perf_counter()
-                download = await client.post(path, data=form)
-                tally.latencies["download"].append(time.perf_counter() - started)
-                if download.status_code != 200 or download.content != payload:
-                    tally.errors.append(f"download {download.status_code}")
-                    continue
-                tally.downloaded += 1
-                tally.cycles += 1
-                if tally.cycles % verify_every == 0:
-                    again = await client.post(path, data=form)
-                    if again.status_code == 410:
-                        tally.second_download_410 += 1
-                    else:
-                        tally.errors.append(f"second download {again.status_code}")
-            except httpx.HTTPError as error:
+            except (OSError, asyncio.IncompleteReadError, ValueError) as error:
                 tally.errors.append(type(error).__name__)
+                await connection.close()
+    finally:
+        await connection.close()
+
+
+async def one_cycle(
+    connection: Connection,
+    body: bytes,
+    upload_headers: dict[str, str],
+    form: bytes,
+    form_headers: dict[str, str],
+    payload: bytes,
+    tally: Tally,
+    verify_every: int,
+) -> None:
+    started = time.perf_counter()
+    created = await connection.request("POST", "/upload", body, upload_headers)
+    tally.latencies["upload"].append(time.perf_counter() - started)
+    if created.status != 201:
+        tally.errors.append(f"upload {created.status}")
+        return
+    tally.created += 1
+    path = "/d/" + json.loads(created.body)["url"].rsplit("/d/", 1)[1]
+
+    started = time.perf_counter()
+    landing = await connection.request("GET", path)
+    tally.latencies["landing"].append(time.perf_counter() - started)
+    if landing.status != 200:
+        tally.errors.append(f"landing {landing.status}")
+
+    started = time.perf_counter()
+    download = await connection.request("POST", path, form, form_headers)
+    tally.latencies["download"].append(time.perf_counter() - started)
+    if download.status != 200 or download.body != payload:
+        tally.errors.append(f"download {download.status}")
+        return
+    tally.downloaded += 1
+    tally.cycles += 1
+    if tally.cycles % verify_every == 0:
+        again = await connection.request("POST", path, form, form_headers)
+        if again.status == 410:
+            tally.second_download_410 += 1
+        else:
+            tally.errors.append(f"second download {again.status}")
 
 
 def percentile(values: list[float], fraction: float) -> float:

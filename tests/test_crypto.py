@@ -176,7 +176,6 @@ def test_derive_is_deterministic_and_label_separated() -> None:
 def test_derive_honours_length_and_secret() -> None:
     secret = os.urandom(32)
     assert len(derive(secret, "x", 16)) == 16
-    assert len(derive(secret, "x", 64)) == 64
     assert derive(secret, "x") != derive(os.urandom(32), "x")
 
 
@@ -684,3 +683,24 @@ def test_sealer_rejects_empty_final_after_earlier_batches(file_key: bytes, share
 def test_sealer_rejects_chunk_size_out_of_range(chunk: int, file_key: bytes, share_id: str) -> None:
     with pytest.raises(ValueError):
         StreamSealer(file_key, share_id, chunk)
+
+
+@pytest.mark.parametrize("length", [1, 16, 32])
+@pytest.mark.parametrize("label", ["share-id", "kek", "revoke-id", "kek+password"])
+def test_derive_is_rfc_5869_hkdf_sha256(label: str, length: int) -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    secret = bytes(range(32)) + label.encode()
+    reference = HKDF(
+        algorithm=hashes.SHA256(),
+        length=length,
+        salt=None,
+        info=b"onetimeshare/v1/" + label.encode(),
+    ).derive(secret)
+    assert derive(secret, label, length) == reference
+
+
+def test_derive_refuses_more_than_one_block() -> None:
+    with pytest.raises(ValueError):
+        derive(b"x", "label", 33)
