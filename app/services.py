@@ -81,6 +81,7 @@ class Services:
             self.lag_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.lag_task
+        self.shares.argon2.close()
         await self.redis.aclose()
         if self.embedded_redis is not None:
             await asyncio.to_thread(self.embedded_redis.stop)

@@ -450,6 +450,13 @@ class PlaintextStream:
         if abandoned is not None and not abandoned.cancelled():
             abandoned.exception()  # nobody will read it; retrieve so it is not logged as lost
         self._reader.close()
+        if self._reader.size <= INLINE_IO_BYTES:
+            self._delete()
+        else:
+            # Unlinking a 1 GiB file takes 200-300 ms on ext4 here: never on the loop.
+            asyncio.get_running_loop().run_in_executor(None, self._delete)
+
+    def _delete(self) -> None:
         with contextlib.suppress(OSError):
             self._blobs.delete(self._share_id)
 
