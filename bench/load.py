@@ -23,11 +23,8 @@ from pathlib import Path
 
 import redis
 
-from bench.harness import product_command, serve
+from bench.harness import BROWSER, HIGH_LIMITS, product_command, serve
 from bench.http1 import Connection, multipart
-
-BROWSER = "Mozilla/5.0 (X11; Linux x86_64) onetimeshare-bench"
-HIGH_LIMIT = "1000000/minute"
 
 
 @dataclass
@@ -158,8 +155,7 @@ def main() -> None:
         "--password", action="store_true", help="protect every share (measures the Argon2id cost)"
     )
     arguments = parser.parse_args()
-    env = {f"OTS_RATE_{name}": HIGH_LIMIT for name in ("UPLOAD", "PAGE", "DOWNLOAD", "POLL")}
-    env["OTS_MIN_FREE_BYTES"] = "0"
+    env = {"OTS_MIN_FREE_BYTES": "0", **HIGH_LIMITS}
     with serve(product_command(), workers=arguments.workers, env=env) as server:
         server.reset_peak_rss()
         started = time.monotonic()

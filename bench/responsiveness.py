@@ -21,11 +21,16 @@ from pathlib import Path
 
 import redis
 
-from bench.harness import make_random_file, parse_size, product_command, serve, upload_file
+from bench.harness import (
+    BROWSER,
+    HIGH_LIMITS,
+    make_random_file,
+    parse_size,
+    product_command,
+    serve,
+    upload_file,
+)
 from bench.http1 import Connection
-
-BROWSER = "Mozilla/5.0 (X11; Linux x86_64) onetimeshare-bench"
-HIGH = "1000000/minute"
 
 
 @dataclass
@@ -146,8 +151,7 @@ def main() -> None:
     )
     arguments = parser.parse_args()
     size = parse_size(arguments.size)
-    env = {f"OTS_RATE_{name}": HIGH for name in ("UPLOAD", "PAGE", "DOWNLOAD", "POLL")}
-    env.update({"OTS_MAX_UPLOAD_BYTES": str(size), "OTS_MIN_FREE_BYTES": "0"})
+    env = {"OTS_MAX_UPLOAD_BYTES": str(size), "OTS_MIN_FREE_BYTES": "0", **HIGH_LIMITS}
     with tempfile.TemporaryDirectory(prefix="ots-bench-files-") as scratch:
         big = make_random_file(Path(scratch), size)
         with serve(product_command(), workers=arguments.workers, env=env) as server:

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from bench.harness import (
+    HIGH_LIMITS,
     Server,
     ceiling_command,
     curl,
@@ -80,7 +81,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     arguments = parser.parse_args()
     sizes = [parse_size(size) for size in arguments.sizes.split(",")]
-    env = {"OTS_MAX_UPLOAD_BYTES": str(max(sizes)), "OTS_MIN_FREE_BYTES": "0"}
+    env = {"OTS_MAX_UPLOAD_BYTES": str(max(sizes)), "OTS_MIN_FREE_BYTES": "0", **HIGH_LIMITS}
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="ots-bench-files-") as scratch:
