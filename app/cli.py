@@ -20,6 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", help="address to bind (default: $HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (default: $PORT or 8000)")
     serve.add_argument(
+        "--server",
+        choices=("hypercorn", "granian"),
+        default=os.environ.get("OTS_SERVER", "hypercorn"),
+        help="ASGI server (default: $OTS_SERVER or hypercorn); granian is experimental",
+    )
+    serve.add_argument(
         "--workers", type=int, help="worker processes (default: $OTS_WORKERS or the CPU count)"
     )
     commands.add_parser(
@@ -69,4 +75,4 @@ def _serve(arguments: argparse.Namespace) -> int:
     except SettingsError as error:
         print(f"onetimeshare: configuration error: {error}", file=sys.stderr)
         return 2
-    return run(settings)
+    return run(settings, arguments.server)

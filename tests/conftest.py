@@ -119,6 +119,9 @@ class LiveServer:
     def environment(self) -> dict[str, str]:
         settings = self.settings
         env = {key: value for key, value in os.environ.items() if not key.startswith("OTS_")}
+        # OTS_SERVER=granian runs every live-server test against Granian instead.
+        if "OTS_SERVER" in os.environ:
+            env["OTS_SERVER"] = os.environ["OTS_SERVER"]
         env.pop("REDIS_URL", None)
         env.update(
             {
