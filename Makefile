@@ -46,7 +46,7 @@ test: lint browser
 	$(BIN)/pytest
 
 bench: install
-	$(BIN)/python -m bench.transfer
+	$(BIN)/python -m bench.suite
 
 clean:
 	rm -rf $(VENV) node_modules static/vendor data artifacts .pytest_cache .mypy_cache .ruff_cache

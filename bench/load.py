@@ -124,6 +124,14 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def leftovers(data_dir: Path) -> tuple[int, int]:
+    """Blobs and records left once the server has finished its last clean-ups.
+
+    A blob is deleted when its download's response ends, a moment after the client
+    has the last byte, so the count is given a few seconds to reach zero.
+    """
+    deadline = time.monotonic() + 5
+    while any((data_dir / "blobs").iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
     blobs = sum(1 for _ in (data_dir / "blobs").iterdir())
     client = redis.Redis(unix_socket_path=str(data_dir / "redis" / "redis.sock"))
     records = sum(1 for _ in client.scan_iter("ots:share:*"))
@@ -131,18 +139,88 @@ def leftovers(data_dir: Path) -> tuple[int, int]:
     return blobs, records
 
 
-async def run(arguments: argparse.Namespace, base_url: str) -> Tally:
+async def run_clients(
+    base_url: str, clients: int, seconds: float, size: int, password: bool
+) -> Tally:
     tally = Tally()
-    payload = os.urandom(arguments.size)
-    deadline = time.monotonic() + arguments.seconds
-    password = "bench-password" if arguments.password else None
+    payload = os.urandom(size)
+    deadline = time.monotonic() + seconds
+    secret = "bench-password" if password else None
     await asyncio.gather(
         *(
-            client_loop(base_url, payload, password, deadline, tally, verify_every=10)
-            for _ in range(arguments.clients)
+            client_loop(base_url, payload, secret, deadline, tally, verify_every=10)
+            for _ in range(clients)
         )
     )
     return tally
+
+
+def benchmark(
+    clients: int, seconds: float, workers: int, size: int = 4096, password: bool = False
+) -> dict[str, object]:
+    """Run the clients against a fresh server; a summary with the exactly-once check."""
+    env = {"OTS_MIN_FREE_BYTES": "0", **HIGH_LIMITS}
+    with serve(product_command(), workers=workers, env=env) as server:
+        server.reset_peak_rss()
+        started = time.monotonic()
+        tally = asyncio.run(run_clients(server.base_url, clients, seconds, size, password))
+        elapsed = time.monotonic() - started
+        peak = server.peak_rss_mib()
+        blobs, records = leftovers(server.data_dir)
+    steps = {
+        step: {
+            "p50_ms": percentile(values, 0.5),
+            "p95_ms": percentile(values, 0.95),
+            "p99_ms": percentile(values, 0.99),
+            "mean_ms": statistics.fmean(values) * 1000 if values else float("nan"),
+        }
+        for step, values in tally.latencies.items()
+    }
+    return {
+        "workers": workers,
+        "clients": clients,
+        "size": size,
+        "password": password,
+        "seconds": elapsed,
+        "cycles_per_s": tally.cycles / elapsed,
+        "requests_per_s": 3 * tally.cycles / elapsed,
+        "steps": steps,
+        "errors": len(tally.errors),
+        "error_kinds": sorted(set(tally.errors)),
+        "created": tally.created,
+        "downloaded": tally.downloaded,
+        "second_download_410": tally.second_download_410,
+        "blobs_left": blobs,
+        "records_left": records,
+        "peak_rss_mib": peak,
+        "exactly_once": tally.created == tally.downloaded and blobs == 0 and records == 0,
+    }
+
+
+def print_report(summary: dict[str, object]) -> None:
+    print(
+        f"workers={summary['workers']} clients={summary['clients']} size={summary['size']} B "
+        f"password={'yes' if summary['password'] else 'no'} seconds={summary['seconds']:.1f}"
+    )
+    print(f"cycles/s {summary['cycles_per_s']:8.1f}   (upload -> landing -> download)")
+    print(f"requests/s {summary['requests_per_s']:6.1f}")
+    print(f"{'step':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
+    steps = summary["steps"]
+    assert isinstance(steps, dict)
+    for step, figures in steps.items():
+        print(
+            f"{step:>9} {figures['p50_ms']:8.1f} {figures['p95_ms']:8.1f} "
+            f"{figures['p99_ms']:8.1f} {figures['mean_ms']:8.1f}"
+        )
+    kinds = f": {summary['error_kinds']}" if summary["errors"] else ""
+    print(f"errors {summary['errors']}{kinds}")
+    print(
+        f"created {summary['created']}, downloaded {summary['downloaded']}, second downloads "
+        f"answered 410: {summary['second_download_410']}, blobs left {summary['blobs_left']}, "
+        f"records left {summary['records_left']} -> "
+        f"{'exactly once: OK' if summary['exactly_once'] else 'INVARIANT BROKEN'}"
+    )
+    print(f"peak RSS per worker {summary['peak_rss_mib']:.0f} MiB")
 
 
 def main() -> None:
@@ -155,37 +233,15 @@ def main() -> None:
         "--password", action="store_true", help="protect every share (measures the Argon2id cost)"
     )
     arguments = parser.parse_args()
-    env = {"OTS_MIN_FREE_BYTES": "0", **HIGH_LIMITS}
-    with serve(product_command(), workers=arguments.workers, env=env) as server:
-        server.reset_peak_rss()
-        started = time.monotonic()
-        tally = asyncio.run(run(arguments, server.base_url))
-        elapsed = time.monotonic() - started
-        peak = server.peak_rss_mib()
-        blobs, records = leftovers(server.data_dir)
-
-    print(
-        f"workers={arguments.workers} clients={arguments.clients} size={arguments.size} B "
-        f"password={'yes' if arguments.password else 'no'} seconds={elapsed:.1f}"
-    )
-    print(f"cycles/s {tally.cycles / elapsed:8.1f}   (upload -> landing -> download)")
-    print(f"requests/s {3 * tally.cycles / elapsed:6.1f}")
-    print(f"{'step':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
-    for step, values in tally.latencies.items():
-        mean = statistics.fmean(values) * 1000 if values else float("nan")
-        print(
-            f"{step:>9} {percentile(values, 0.5):8.1f} {percentile(values, 0.95):8.1f} "
-            f"{percentile(values, 0.99):8.1f} {mean:8.1f}"
+    print_report(
+        benchmark(
+            arguments.clients,
+            arguments.seconds,
+            arguments.workers,
+            arguments.size,
+            arguments.password,
         )
-    kinds = f": {sorted(set(tally.errors))}" if tally.errors else ""
-    print(f"errors {len(tally.errors)}{kinds}")
-    exactly_once = tally.created == tally.downloaded and blobs == 0 and records == 0
-    print(
-        f"created {tally.created}, downloaded {tally.downloaded}, second downloads answered "
-        f"410: {tally.second_download_410}, blobs left {blobs}, records left {records} -> "
-        f"{'exactly once: OK' if exactly_once else 'INVARIANT BROKEN'}"
     )
-    print(f"peak RSS per worker {peak:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -140,21 +140,13 @@ async def scenario(
     return seen
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="1G")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument(
-        "--loads",
-        default="upload,download,passwords",
-        help="which heavy loads to run at once (to find what causes a stall)",
-    )
-    arguments = parser.parse_args()
-    size = parse_size(arguments.size)
+def benchmark(
+    size: int, workers: int, loads: frozenset[str] = frozenset({"upload", "download", "passwords"})
+) -> dict[str, float]:
     env = {"OTS_MAX_UPLOAD_BYTES": str(size), "OTS_MIN_FREE_BYTES": "0", **HIGH_LIMITS}
     with tempfile.TemporaryDirectory(prefix="ots-bench-files-") as scratch:
         big = make_random_file(Path(scratch), size)
-        with serve(product_command(), workers=arguments.workers, env=env) as server:
+        with serve(product_command(), workers=workers, env=env) as server:
             _, to_download = upload_file(server.base_url, big)
             _, page = upload_file(server.base_url, make_random_file(Path(scratch), 4096))
             _, locked = upload_file(
@@ -170,27 +162,40 @@ def main() -> None:
                     landing,
                     protected,
                     server.data_dir / "redis" / "redis.sock",
-                    set(arguments.loads.split(",")),
+                    set(loads),
                 )
             )
-    report = {
-        "landing_requests": len(seen.landing_ms),
+    return {
+        "landing_requests": float(len(seen.landing_ms)),
         "landing_p50_ms": percentile(seen.landing_ms, 0.5),
         "landing_p99_ms": percentile(seen.landing_ms, 0.99),
         "landing_max_ms": max(seen.landing_ms),
-        "landing_errors": seen.landing_errors,
+        "landing_errors": float(seen.landing_errors),
         "loop_worst_stall_ms": seen.worst_lag_ms,
-        "loop_stalls_over_20ms": seen.stalls_over_20ms,
+        "loop_stalls_over_20ms": float(seen.stalls_over_20ms),
         "password_check_mean_ms": statistics.fmean(seen.password_ms or [0.0]),
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="1G")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--loads",
+        default="upload,download,passwords",
+        help="which heavy loads to run at once (to find what causes a stall)",
+    )
+    arguments = parser.parse_args()
+    report = benchmark(
+        parse_size(arguments.size), arguments.workers, frozenset(arguments.loads.split(","))
+    )
     print(
         f"workers={arguments.workers}: {arguments.size} upload + {arguments.size} download + "
         "4 password checks, landing page every 50 ms"
     )
     for name, value in report.items():
-        print(
-            f"  {name:24} {value:10.1f}" if isinstance(value, float) else f"  {name:24} {value:10d}"
-        )
+        print(f"  {name:24} {value:10.1f}")
     print(json.dumps(report))
 
 

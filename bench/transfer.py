@@ -40,38 +40,68 @@ def mb_per_s(size: int, seconds: float) -> float:
     return size / seconds / 1e6
 
 
-def measure_product(server: Server, path: Path, repeats: int) -> dict[str, float]:
+def measure(product: Server, ceiling: Server, path: Path, repeats: int) -> dict[str, float]:
+    """One size: product and ceiling alternate within every round, so both see the same
+    machine (this VM's throughput drifts by tens of percent over minutes)."""
     size = path.stat().st_size
-    up, down, rss_up, rss_down = [], [], [], []
+    figures: dict[str, list[float]] = {name: [] for name in ("up", "down", "receive", "send")}
+    rss_up, rss_down = [], []
     for attempt in range(repeats + 1):
-        server.reset_peak_rss()
-        seconds, share = upload_file(server.base_url, path)
-        rss_up.append(server.peak_rss_mib())
+        product.reset_peak_rss()
+        seconds, share = upload_file(product.base_url, path)
+        rss_up.append(product.peak_rss_mib())
         assert share["size"] == size, share
-        server.reset_peak_rss()
+        receive_seconds, _ = curl("-F", f"file=@{path}", f"{ceiling.base_url}/discard")
+        product.reset_peak_rss()
         download_seconds, _ = curl("-X", "POST", "-o", "/dev/null", str(share["url"]))
-        rss_down.append(server.peak_rss_mib())
+        rss_down.append(product.peak_rss_mib())
+        send_seconds, _ = curl("-o", "/dev/null", f"{ceiling.base_url}/source/{size}")
         if attempt:  # the first round warms memory and caches
-            up.append(mb_per_s(size, seconds))
-            down.append(mb_per_s(size, download_seconds))
+            figures["up"].append(mb_per_s(size, seconds))
+            figures["receive"].append(mb_per_s(size, receive_seconds))
+            figures["down"].append(mb_per_s(size, download_seconds))
+            figures["send"].append(mb_per_s(size, send_seconds))
     return {
-        "upload_mb_s": statistics.median(up),
-        "download_mb_s": statistics.median(down),
+        "upload_mb_s": statistics.median(figures["up"]),
+        "download_mb_s": statistics.median(figures["down"]),
+        "receive_mb_s": statistics.median(figures["receive"]),
+        "send_mb_s": statistics.median(figures["send"]),
         "upload_peak_rss_mib": max(rss_up),
         "download_peak_rss_mib": max(rss_down),
     }
 
 
-def measure_ceiling(server: Server, path: Path, repeats: int) -> dict[str, float]:
-    size = path.stat().st_size
-    up, down = [], []
-    for attempt in range(repeats + 1):
-        seconds, _ = curl("-F", f"file=@{path}", f"{server.base_url}/discard")
-        download_seconds, _ = curl("-o", "/dev/null", f"{server.base_url}/source/{size}")
-        if attempt:
-            up.append(mb_per_s(size, seconds))
-            down.append(mb_per_s(size, download_seconds))
-    return {"receive_mb_s": statistics.median(up), "send_mb_s": statistics.median(down)}
+def benchmark(sizes: list[int], repeats: int, workers: int) -> list[dict[str, float]]:
+    """Each size through the product and the ceiling server, rounds interleaved."""
+    env = {"OTS_MAX_UPLOAD_BYTES": str(max(sizes)), "OTS_MIN_FREE_BYTES": "0", **HIGH_LIMITS}
+    with tempfile.TemporaryDirectory(prefix="ots-bench-files-") as scratch:
+        files = [make_random_file(Path(scratch), size) for size in sizes]
+        with (
+            serve(ceiling_command(), workers=workers, env=env) as ceiling,
+            serve(product_command(), workers=workers, env=env) as product,
+        ):
+            return [
+                {"size": path.stat().st_size, **measure(product, ceiling, path, repeats)}
+                for path in files
+            ]
+
+
+def print_table(rows: list[dict[str, float]], workers: int, repeats: int) -> None:
+    print(f"workers={workers} repeats={repeats} (median MB/s, 10^6 B/s)")
+    header = (
+        f"{'size':>8} | {'upload':>7} {'ceiling':>7} {'ratio':>6} | {'download':>8} "
+        f"{'ceiling':>7} {'ratio':>6} | {'peak RSS up/down MiB':>20}"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        print(
+            f"{human_size(int(row['size'])):>8} | {row['upload_mb_s']:7.0f} "
+            f"{row['receive_mb_s']:7.0f} {row['upload_mb_s'] / row['receive_mb_s']:6.0%} | "
+            f"{row['download_mb_s']:8.0f} {row['send_mb_s']:7.0f} "
+            f"{row['download_mb_s'] / row['send_mb_s']:6.0%} | "
+            f"{row['upload_peak_rss_mib']:9.0f} / {row['download_peak_rss_mib']:<8.0f}"
+        )
 
 
 def main() -> None:
@@ -81,32 +111,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     arguments = parser.parse_args()
     sizes = [parse_size(size) for size in arguments.sizes.split(",")]
-    env = {"OTS_MAX_UPLOAD_BYTES": str(max(sizes)), "OTS_MIN_FREE_BYTES": "0", **HIGH_LIMITS}
-
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="ots-bench-files-") as scratch:
-        files = [make_random_file(Path(scratch), size) for size in sizes]
-        with serve(ceiling_command(), workers=arguments.workers, env=env) as ceiling:
-            ceilings = [measure_ceiling(ceiling, path, arguments.repeats) for path in files]
-        with serve(product_command(), workers=arguments.workers, env=env) as product:
-            measured = [measure_product(product, path, arguments.repeats) for path in files]
-    for size, limit, result in zip(sizes, ceilings, measured, strict=True):
-        rows.append({"size": size, **limit, **result})
-
-    print(f"workers={arguments.workers} repeats={arguments.repeats} (median MB/s, 10^6 B/s)")
-    header = (
-        f"{'size':>8} | {'upload':>7} {'ceiling':>7} {'ratio':>6} | {'download':>8} "
-        f"{'ceiling':>7} {'ratio':>6} | {'peak RSS up/down MiB':>20}"
-    )
-    print(header)
-    print("-" * len(header))
-    for row in rows:
-        print(
-            f"{human_size(row['size']):>8} | {row['upload_mb_s']:7.0f} {row['receive_mb_s']:7.0f} "
-            f"{row['upload_mb_s'] / row['receive_mb_s']:6.0%} | {row['download_mb_s']:8.0f} "
-            f"{row['send_mb_s']:7.0f} {row['download_mb_s'] / row['send_mb_s']:6.0%} | "
-            f"{row['upload_peak_rss_mib']:9.0f} / {row['download_peak_rss_mib']:<8.0f}"
-        )
+    rows = benchmark(sizes, arguments.repeats, arguments.workers)
+    print_table(rows, arguments.workers, arguments.repeats)
     RESULTS.mkdir(exist_ok=True)
     output = RESULTS / f"transfer-{time.strftime('%Y%m%d-%H%M%S')}.json"
     output.write_text(json.dumps({"workers": arguments.workers, "rows": rows}, indent=2))
