@@ -7,7 +7,7 @@ from pathlib import Path
 from hypercorn.middleware import ProxyFixMiddleware
 from quart import Quart
 
-from . import ratelimit, services
+from . import logs, ratelimit, services
 from .config import Settings
 from .http import DEFAULT_BODY_LIMIT, StreamingHTTPConnection, StreamingRequest
 from .runtime import tune_for_large_transfers
@@ -20,6 +20,7 @@ from .web import (
     filters,
     guards,
     health,
+    monitoring,
     pages,
     revoke,
     security,
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     )
     app.jinja_env.globals["app_version"] = __version__
     filters.install(app)
+    logs.install(app)
     security.install(app, settings)
     # Order matters: refused requests (command-line clients, cross-site posts) are
     # turned away before the rate limiter records them.
@@ -74,6 +76,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         auth.blueprint,
         admin.blueprint,
         health.blueprint,
+        monitoring.blueprint,
         errors.blueprint,
     ):
         app.register_blueprint(blueprint)

@@ -1,5 +1,13 @@
-"""The ASGI application for servers: ``hypercorn app.asgi:app``."""
+"""The ASGI application for servers: ``hypercorn app.asgi:app``.
+
+Each worker process imports this, so logging is configured here as well as in
+the command that starts the workers.
+"""
 
 from . import create_app
+from .config import Settings
+from .logs import configure
 
-app = create_app()
+settings = Settings.from_env()
+configure(settings.log_json)
+app = create_app(settings)

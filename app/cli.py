@@ -9,6 +9,7 @@ import os
 import sys
 
 from .config import Settings, SettingsError
+from .logs import configure as configure_logging
 
 log = logging.getLogger("onetimeshare")
 
@@ -33,9 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         help="print an Argon2id hash of an admin password, for ADMIN_PASSWORD_HASH",
     )
     arguments = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(os.environ.get("OTS_LOG_FORMAT", "json").strip().lower() != "text")
     if arguments.command == "serve":
         return _serve(arguments)
     if arguments.command == "hash-password":

@@ -98,6 +98,8 @@ class Settings:
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     public_url: str | None = None
     hsts: bool = False
+    log_json: bool = True
+    metrics_token: str | None = None
     max_upload_bytes: int = 1 * GIB
     max_text_bytes: int = 1 * MIB
     expiry_choices: tuple[int, ...] = (300, 3600, 86400, 604800)
@@ -168,6 +170,8 @@ class Settings:
             workers=env.integer("OTS_WORKERS", os.cpu_count() or 1, minimum=1, maximum=256),
             public_url=(env.text("OTS_PUBLIC_URL", "").rstrip("/") or None),
             hsts=env.boolean("OTS_HSTS", False),
+            log_json=env.text("OTS_LOG_FORMAT", "json").lower() != "text",
+            metrics_token=env.text("OTS_METRICS_TOKEN", "") or None,
             max_upload_bytes=env.integer("OTS_MAX_UPLOAD_BYTES", 1 * GIB, minimum=1),
             max_text_bytes=env.integer("OTS_MAX_TEXT_BYTES", 1 * MIB, minimum=1, maximum=16 * MIB),
             expiry_choices=choices,

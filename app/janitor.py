@@ -18,6 +18,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 
+from . import logs, metrics
 from .metadata import MetadataStore
 from .storage import LocalBlobStore, StoredFile
 
@@ -53,13 +54,15 @@ class Janitor:
         try:
             report = await self._sweep()
             await self.metadata.record_janitor_run(asdict(report))
+            metrics.JANITOR_RUNS.inc()
         finally:
             await self.metadata.release_lock("janitor", owner)
-        if report.blobs_removed or report.parts_removed:
-            log.info(
-                "janitor removed %d blobs and %d partial uploads",
-                report.blobs_removed,
-                report.parts_removed,
+        if report.blobs_removed or report.parts_removed or report.expired_recorded:
+            logs.event(
+                "janitor",
+                blobs_removed=report.blobs_removed,
+                parts_removed=report.parts_removed,
+                expired=report.expired_recorded,
             )
         return report
 

@@ -11,6 +11,7 @@ from hypercorn.run import run as run_hypercorn
 
 from .config import Settings
 from .embedded_redis import EmbeddedRedis
+from .metrics import prepare_multiprocess_dir
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,8 @@ def hypercorn_config(settings: Settings) -> Config:
     config.workers = 0 if settings.workers == 1 else settings.workers
     config.worker_class = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     config.accesslog = None  # request paths carry share tokens; never log them raw
-    config.errorlog = "-"
+    # Hypercorn's own messages go through our handler, as JSON lines like the rest.
+    config.errorlog = logging.getLogger("hypercorn.error")
     config.include_server_header = False
     config.graceful_timeout = 30
     config.keep_alive_timeout = 15
@@ -67,6 +69,8 @@ def run(settings: Settings, server: str = "hypercorn") -> int:
         embedded = EmbeddedRedis(settings.embedded_redis_dir)
         embedded.ensure_running()
         os.environ["REDIS_URL"] = embedded.url
+    # Before the workers start: they inherit it and write their metrics there.
+    prepare_multiprocess_dir(settings.data_dir / "metrics")
     log.info(
         "serving on http://%s:%d with %d worker(s)", settings.host, settings.port, settings.workers
     )

@@ -17,7 +17,7 @@ from typing import Literal, TypeVar
 
 import redis.exceptions
 
-from . import crypto
+from . import crypto, logs, metrics
 from .config import Settings
 from .crypto import DecryptionError, Envelope, InvalidToken
 from .errors import (
@@ -219,6 +219,8 @@ class ShareService:
         if not won:
             reader.close()
             raise ShareGone(await self.metadata.gone_reason(share_id))
+        logs.event("downloaded", share_id, kind=record.kind, size=record.size)
+        metrics.TRANSFERRED.labels("out").inc(record.size)
         return Download(
             kind=_kind(record.kind),
             name=envelope.name,
@@ -261,9 +263,11 @@ class ShareService:
         left = await self.metadata.record_failed_attempt(
             record.share_id, self.settings.max_password_tries
         )
+        logs.event("wrong_password", record.share_id, tries_left=max(0, left))
         if left < 0:
             return ShareGone(await self.metadata.gone_reason(record.share_id))
         if left == 0:
+            logs.event("destroyed", record.share_id, reason="too many wrong passwords")
             await self._delete_blob(record.share_id)
             return ShareDestroyed(
                 "Wrong password. That was the last try: the share has been "
@@ -292,6 +296,7 @@ class ShareService:
         if share_id is None:
             return ShareStatus(live=None, gone_reason="unknown")
         if await self.metadata.claim(share_id, reason="revoked"):
+            logs.event("revoked", share_id, by="sender")
             await self._delete_blob(share_id)
             return ShareStatus(live=None, gone_reason="revoked")
         return ShareStatus(live=None, gone_reason=await self.metadata.gone_reason(share_id))
@@ -299,6 +304,7 @@ class ShareService:
     async def revoke_by_id(self, share_id: str) -> bool:
         """The admin's revoke: by share id, which the admin sees and the public never does."""
         if await self.metadata.claim(share_id, reason="revoked"):
+            logs.event("revoked", share_id, by="admin")
             await self._delete_blob(share_id)
             return True
         return False
@@ -596,6 +602,15 @@ class Upload:
             revoke_id=crypto.revoke_id_for(revoke_token),
         )
         await service.metadata.create(record)
+        metrics.TRANSFERRED.labels("in").inc(self.size)
+        logs.event(
+            "created",
+            self.share_id,
+            kind=kind,
+            size=self.size,
+            protected=record.protected,
+            expires_in=lifetime,
+        )
         self._done = True
         self._stop_heartbeat()
         return CreatedShare(

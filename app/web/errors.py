@@ -9,6 +9,7 @@ from quart import Blueprint, Response
 from quart_rate_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from .. import logs
 from ..errors import ServiceUnavailable, ShareError, ShareGone
 from ..services import services
 from .responses import is_htmx, json_response, no_store, page, wants_json
@@ -72,6 +73,7 @@ async def rate_limited(error: RateLimitExceeded) -> Response:
 
 async def count_quietly(counter: str, event: str) -> None:
     """Statistics must never turn a refusal into a failure."""
+    logs.event(event)
     try:
         await services().metadata.count(counter, event)
     except (redis.exceptions.RedisError, OSError):
