@@ -43,7 +43,7 @@ lint: install
 	$(BIN)/mypy
 
 test: lint browser
-	$(BIN)/pytest
+	CHROMIUM=$(CHROMIUM) $(BIN)/pytest
 
 bench: install
 	$(BIN)/python -m bench.suite

@@ -7,6 +7,7 @@ Every page's console is recorded and checked: no errors, no CSP violations.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,7 +20,8 @@ from app.config import Settings
 from app.embedded_redis import EmbeddedRedis
 from tests.conftest import TEST_ARGON2, TEST_SECRET_KEY, LiveServer
 
-CHROMIUM = Path("/usr/bin/chromium")
+# Debian's Chromium by default; CI elsewhere may point at another Chromium-based browser.
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "screenshots"
 AXE_SOURCE = ROOT / "node_modules" / "axe-core" / "axe.min.js"

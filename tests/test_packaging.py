@@ -1,0 +1,61 @@
+"""What ships: the Dockerfile lints clean, compose and CI describe what the README promises."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    hadolint = Path(sys.executable).parent / "hadolint"
+    result = subprocess.run(
+        [str(hadolint), str(ROOT / "Dockerfile")], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_shape() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    stages = [line for line in text.splitlines() if line.startswith("FROM ")]
+    assert stages[0].startswith("FROM node:") and " AS assets" in stages[0]
+    assert stages[-1] == "FROM python:3.13-slim"
+    assert "\nUSER 10001\n" in text  # not root
+    assert 'VOLUME ["/data"]' in text
+    assert "HEALTHCHECK" in text and "/healthz" in text
+    assert "npm ci" in text and "static/vendor/htmx.min.js" in text
+
+
+def test_compose_runs_two_instances_on_shared_redis_and_s3() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"app1", "app2", "redis", "seaweedfs"} <= set(services)
+    for name in ("app1", "app2"):
+        environment = services[name]["environment"]
+        assert environment["REDIS_URL"] == "redis://redis:6379/0"
+        assert environment["STORAGE_URL"].startswith("s3://")
+        assert services[name]["read_only"] is True
+    assert "--appendonly" in services["redis"]["command"]
+    assert (
+        services["redis"]["command"][services["redis"]["command"].index("--appendonly") + 1] == "no"
+    )
+
+
+def test_ci_workflow_runs_the_readme_test_command_on_311_and_313() -> None:
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    job = workflow["jobs"]["test"]
+    assert job["strategy"]["matrix"]["python"] == ["3.11", "3.13"]
+    commands = " ".join(step.get("run", "") for step in job["steps"])
+    assert "make test" in commands
+    assert "make test" in (ROOT / "README.md").read_text()
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_procfile_serves_on_the_platform_port() -> None:
+    assert (ROOT / "Procfile").read_text().strip() == (
+        "web: onetimeshare serve --host 0.0.0.0 --port ${PORT:-8000}"
+    )
