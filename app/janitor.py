@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 
 from . import logs, metrics
 from .metadata import MetadataStore
-from .storage import LocalBlobStore, StoredFile
+from .storage import BlobStore, StoredBlob
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class JanitorReport:
 
 
 class Janitor:
-    def __init__(self, metadata: MetadataStore, blobs: LocalBlobStore, interval: float) -> None:
+    def __init__(self, metadata: MetadataStore, blobs: BlobStore, interval: float) -> None:
         self.metadata = metadata
         self.blobs = blobs
         self.interval = interval
@@ -70,15 +70,13 @@ class Janitor:
         # First the records whose TTL ran out: counted as expired and unindexed, so
         # their blobs below are orphans like any other.
         expired = await self.metadata.sweep_expired()
-        files = await asyncio.to_thread(lambda: list(self.blobs.list_files()))
-        orphans: list[StoredFile] = []
+        files = await self.blobs.list_stored()
+        orphans: list[StoredBlob] = []
         for start in range(0, len(files), LOOKUP_BATCH):
             batch = files[start : start + LOOKUP_BATCH]
             referenced = await self.metadata.referenced([stored.share_id for stored in batch])
             orphans.extend(stored for stored in batch if stored.share_id not in referenced)
-        removed = await asyncio.to_thread(
-            lambda: [stored for stored in orphans if self.blobs.delete_file(stored)]
-        )
+        removed = [stored for stored in orphans if await self.blobs.delete_stored(stored)]
         return JanitorReport(
             finished_at=time.time(),
             files_seen=len(files),

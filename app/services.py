@@ -58,7 +58,7 @@ class Services:
         )
         metadata = MetadataStore(redis, settings.tombstone_seconds)
         blobs = LocalBlobStore(settings.blob_dir, settings.min_free_bytes)
-        blobs.prepare()
+        await blobs.prepare()
         argon2 = Argon2Pool(settings.argon2_max_concurrent)
         shares = ShareService(settings, metadata, blobs, argon2)
         janitor = Janitor(metadata, blobs, settings.janitor_interval)
@@ -82,6 +82,7 @@ class Services:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.lag_task
         self.shares.argon2.close()
+        await self.blobs.close()
         await self.redis.aclose()
         if self.embedded_redis is not None:
             await asyncio.to_thread(self.embedded_redis.stop)

@@ -11,7 +11,6 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
@@ -34,7 +33,7 @@ from .errors import (
 from .formatting import human_bytes
 from .metadata import MetadataStore, ShareRecord
 from .passwords import Argon2Pool
-from .storage import BlobReader, BlobWriter, LocalBlobStore
+from .storage import INLINE_IO_BYTES, BlobSink, BlobSource, BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -42,19 +41,6 @@ ShareKind = Literal["file", "text"]
 T = TypeVar("T")
 SALT_BYTES = 16
 BATCH_CHUNKS = 16  # 16 x 64 KiB: crypto and disk work in 1 MiB batches
-
-
-# File work on small shares runs on the event loop: for files up to this size,
-# opening, writing, renaming or unlinking takes less time than handing the call to
-# a thread and waking the loop when it is done (bench/load.py, 4 KiB shares).
-INLINE_IO_BYTES = 256 * 1024
-
-
-async def file_io(size: int | None, function: Callable[..., T], *arguments: object) -> T:
-    """Run blocking file work inline for small files, in a thread otherwise."""
-    if size is not None and size <= INLINE_IO_BYTES:
-        return function(*arguments)
-    return await asyncio.to_thread(function, *arguments)
 
 
 def batch_chunks_for(size: int | None) -> int:
@@ -113,7 +99,7 @@ class Download:
 
 class ShareService:
     def __init__(
-        self, settings: Settings, metadata: MetadataStore, blobs: LocalBlobStore, argon2: Argon2Pool
+        self, settings: Settings, metadata: MetadataStore, blobs: BlobStore, argon2: Argon2Pool
     ) -> None:
         self.settings = settings
         self.metadata = metadata
@@ -126,12 +112,12 @@ class ShareService:
         """Start a share; the caller streams plaintext into it, then finishes or aborts."""
         if declared_bytes is not None and declared_bytes > self.max_request_bytes:
             raise UploadTooLarge(self.too_large_message)
-        self.blobs.ensure_room(declared_bytes or 0)
+        self.blobs.check_room(declared_bytes or 0)
         token = crypto.new_token()
         share_id = crypto.share_id_for(token)
         await self.metadata.mark_uploading(share_id, self.upload_mark_ttl)
         try:
-            writer = await file_io(declared_bytes, self.blobs.start, share_id)
+            writer = await self.blobs.start(share_id, declared_bytes)
         except BaseException:
             await self.metadata.clear_uploading(share_id)
             raise
@@ -210,7 +196,7 @@ class ShareService:
         token, share_id = _parse_token(token_text)
         record = await self._live_record(share_id)
         envelope = await self._unseal(token, record, password)
-        reader, opener = await file_io(record.size, self._open_blob, envelope, record)
+        reader, opener = await self._open_blob(envelope, record)
         try:
             won = await self.metadata.claim(share_id)
         except BaseException:
@@ -226,7 +212,7 @@ class ShareService:
             name=envelope.name,
             content_type=envelope.content_type,
             size=record.size,
-            chunks=PlaintextStream(reader, opener, self.blobs, share_id),
+            chunks=PlaintextStream(reader, opener, self.blobs, share_id, record.size),
         )
 
     async def read_text(self, download: Download) -> str:
@@ -332,22 +318,21 @@ class ShareService:
             name=None,
         )
 
-    def _open_blob(
+    async def _open_blob(
         self, envelope: Envelope, record: ShareRecord
-    ) -> tuple[BlobReader, crypto.StreamOpener]:
+    ) -> tuple[BlobSource, crypto.StreamOpener]:
         """Open and check the blob before claiming, so a damaged one is found first."""
         try:
-            reader = self.blobs.open(record.share_id)
+            reader = await self.blobs.open(record.share_id)
         except FileNotFoundError:
             log.error("blob missing for a live share %s", record.share_id[:8])
             raise ShareGone("lost") from None
         try:
-            header = bytearray(crypto.BLOB_HEADER_BYTES)
-            reader.read_into(header)
+            header = await reader.process(crypto.BLOB_HEADER_BYTES, bytes)
             opener = crypto.StreamOpener(
                 envelope.file_key,
                 record.share_id,
-                bytes(header),
+                header,
                 reader.size,
                 batch_chunks_for(record.size),
             )
@@ -362,7 +347,7 @@ class ShareService:
     # --- destroying ---
 
     async def _delete_blob(self, share_id: str) -> None:
-        await asyncio.to_thread(self.blobs.delete, share_id)
+        await self.blobs.delete(share_id)
 
     # --- helpers ---
 
@@ -394,13 +379,18 @@ class PlaintextStream:
     """
 
     def __init__(
-        self, reader: BlobReader, opener: crypto.StreamOpener, blobs: LocalBlobStore, share_id: str
+        self,
+        reader: BlobSource,
+        opener: crypto.StreamOpener,
+        blobs: BlobStore,
+        share_id: str,
+        size: int,
     ) -> None:
         self._reader = reader
         self._opener = opener
         self._blobs = blobs
         self._share_id = share_id
-        self._buffer = bytearray(opener.batch_ciphertext_bytes)
+        self._size = size
         self._pending: asyncio.Future[bytes] | None = None
         self._closed = False
 
@@ -426,27 +416,21 @@ class PlaintextStream:
         return data
 
     def _read_ahead(self) -> asyncio.Future[bytes]:
-        if self._opener.plaintext_size <= INLINE_IO_BYTES:
-            done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-            try:
-                done.set_result(self._next_batch())
-            except DecryptionError as error:
-                done.set_exception(error)
-            return done
-        return asyncio.ensure_future(asyncio.to_thread(self._next_batch))
+        return asyncio.ensure_future(
+            self._reader.process(self._opener.batch_ciphertext_bytes, self._decrypt)
+        )
 
-    def _next_batch(self) -> bytes:
-        count = self._reader.read_into(self._buffer)
-        if count == 0:
+    def _decrypt(self, ciphertext: memoryview) -> bytes:
+        if not ciphertext:
             raise DecryptionError("blob ended early")
-        return bytes(self._opener.open(memoryview(self._buffer)[:count]))
+        return bytes(self._opener.open(ciphertext))
 
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
         pending, self._pending = self._pending, None
-        # A worker thread may still be reading: close and delete once it is done.
+        # A read may still be under way: close and delete once it is done.
         if pending is None or pending.done():
             self._cleanup()
         else:
@@ -456,15 +440,19 @@ class PlaintextStream:
         if abandoned is not None and not abandoned.cancelled():
             abandoned.exception()  # nobody will read it; retrieve so it is not logged as lost
         self._reader.close()
-        if self._reader.size <= INLINE_IO_BYTES:
-            self._delete()
-        else:
-            # Unlinking a 1 GiB file takes 200-300 ms on ext4 here: never on the loop.
-            asyncio.get_running_loop().run_in_executor(None, self._delete)
+        task = asyncio.ensure_future(self._delete())
+        _BACKGROUND.add(task)
+        task.add_done_callback(_BACKGROUND.discard)
 
-    def _delete(self) -> None:
-        with contextlib.suppress(OSError):
-            self._blobs.delete(self._share_id)
+    async def _delete(self) -> None:
+        try:
+            await self._blobs.delete(self._share_id, self._size)
+        except Exception:  # the janitor removes what could not be deleted now
+            log.warning("could not delete the blob of %s after download", self._share_id[:8])
+
+
+# Clean-up tasks started from callbacks, kept referenced until they finish.
+_BACKGROUND: set[asyncio.Future[None]] = set()
 
 
 class Upload:
@@ -484,7 +472,7 @@ class Upload:
         service: ShareService,
         token: bytes,
         share_id: str,
-        writer: BlobWriter,
+        writer: BlobSink,
         batch_chunks: int = BATCH_CHUNKS,
     ) -> None:
         self._service = service
@@ -539,26 +527,21 @@ class Upload:
         sealed = self._sealer.seal(memoryview(self._buffer)[: self._filled], final=final)
         self._filled = 0
         await self._settle()
+        pieces: tuple[bytes | memoryview, ...] = (sealed,)
+        if not self._header_written:
+            pieces = (self._sealer.header, sealed)
+            self._header_written = True
         if len(sealed) <= INLINE_IO_BYTES:
-            self._write_sealed(sealed)
+            await self._writer.write(*pieces)
         else:
-            self._writing = asyncio.ensure_future(asyncio.to_thread(self._write_sealed, sealed))
+            # In flight while the next batch is received and sealed.
+            self._writing = asyncio.ensure_future(self._writer.write(*pieces))
 
     async def _settle(self) -> None:
         """Wait for the write in flight, re-raising what it raised."""
         if self._writing is not None:
             writing, self._writing = self._writing, None
             await writing
-
-    def _write_sealed(self, sealed: memoryview) -> None:
-        blobs = self._service.blobs
-        if not self._header_written:
-            blobs.ensure_room(len(sealed) + crypto.BLOB_HEADER_BYTES)
-            self._writer.write(self._sealer.header)
-            self._header_written = True
-        else:
-            blobs.ensure_room(len(sealed))
-        self._writer.write(sealed)
 
     async def finish(
         self,
@@ -575,7 +558,7 @@ class Upload:
         lifetime = service.validate_expiry(expires_in)
         await self._seal_batch(final=True)
         await self._settle()
-        await file_io(self.size, self._writer.commit)
+        await self._writer.commit()
 
         salt = argon2 = password_hash = None
         if password_bytes:
@@ -632,8 +615,7 @@ class Upload:
         with contextlib.suppress(Exception):
             await self._settle()  # never close the file under a write in flight
         # The .part, or the .blob if the record was what failed to be written.
-        await file_io(self.size, self._writer.discard)
-        await file_io(self.size, self._service.blobs.delete, self.share_id)
+        await self._writer.discard()
         try:
             await self._service.metadata.clear_uploading(self.share_id)
         except Exception:

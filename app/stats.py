@@ -4,7 +4,6 @@ read here with SCAN-free lookups on maintained keys, never KEYS."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from typing import Literal, cast
@@ -12,7 +11,7 @@ from typing import Literal, cast
 from redis.asyncio import Redis
 
 from .metadata import MetadataStore
-from .storage import LocalBlobStore
+from .storage import BlobStore
 
 COUNTERS = (
     "uploads",
@@ -89,7 +88,8 @@ class SharePage:
 class SystemState:
     redis_ok: bool
     redis_memory: str
-    free_bytes: int
+    store_kind: str
+    free_bytes: int | None
     blobs_on_disk: int
     live_shares: int
     janitor: dict[str, str]
@@ -215,7 +215,7 @@ async def active_shares(redis: Redis, *, sort: SortKey, page: int, per_page: int
     return SharePage(shares, int(total), page, per_page, sort)
 
 
-async def system_state(redis: Redis, blobs: LocalBlobStore, version: str) -> SystemState:
+async def system_state(redis: Redis, blobs: BlobStore, version: str) -> SystemState:
     try:
         memory = await redis.info("memory")
         live = int(await redis.zcard(EXPIRY_INDEX))
@@ -224,18 +224,14 @@ async def system_state(redis: Redis, blobs: LocalBlobStore, version: str) -> Sys
     except (OSError, ConnectionError, TimeoutError) as error:
         del error
         memory, live, janitor_raw, redis_ok = {}, 0, {}, False
-    blob_count, free = await asyncio.to_thread(_disk_facts, blobs)
+    facts = await blobs.facts()
     return SystemState(
         redis_ok=redis_ok,
         redis_memory=str(memory.get("used_memory_human", "unknown")),
-        free_bytes=free,
-        blobs_on_disk=blob_count,
+        store_kind=facts.kind,
+        free_bytes=facts.free_bytes,
+        blobs_on_disk=facts.blobs,
         live_shares=live,
         janitor={key.decode(): value.decode() for key, value in janitor_raw.items()},
         version=version,
     )
-
-
-def _disk_facts(blobs: LocalBlobStore) -> tuple[int, int]:
-    count = sum(1 for stored in blobs.list_files() if stored.state == "blob")
-    return count, blobs.free_bytes()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import redis.exceptions
 from quart import Blueprint, Response
 
@@ -23,7 +21,7 @@ async def health() -> Response:
     except (redis.exceptions.RedisError, OSError):
         redis_ok = False
     # A permission check, not a test write: monitors poll this every few seconds.
-    storage_ok = await asyncio.to_thread(current.blobs.is_writable)
+    storage_ok = await current.blobs.healthy()
     healthy = redis_ok and storage_ok
     response = json_response(
         {"status": "ok" if healthy else "unavailable", "redis": redis_ok, "storage": storage_ok},
