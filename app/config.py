@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -100,6 +101,11 @@ class Settings:
     hsts: bool = False
     log_json: bool = True
     metrics_token: str | None = None
+    storage_url: str | None = None
+    s3_endpoint: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_region: str = "us-east-1"
     max_upload_bytes: int = 1 * GIB
     max_text_bytes: int = 1 * MIB
     expiry_choices: tuple[int, ...] = (300, 3600, 86400, 604800)
@@ -172,6 +178,11 @@ class Settings:
             hsts=env.boolean("OTS_HSTS", False),
             log_json=env.text("OTS_LOG_FORMAT", "json").lower() != "text",
             metrics_token=env.text("OTS_METRICS_TOKEN", "") or None,
+            storage_url=_storage_url(env.text("STORAGE_URL", "")),
+            s3_endpoint=env.text("OTS_S3_ENDPOINT", "") or None,
+            s3_access_key=env.text("OTS_S3_ACCESS_KEY", "") or None,
+            s3_secret_key=env.text("OTS_S3_SECRET_KEY", "") or None,
+            s3_region=env.text("OTS_S3_REGION", "us-east-1") or "us-east-1",
             max_upload_bytes=env.integer("OTS_MAX_UPLOAD_BYTES", 1 * GIB, minimum=1),
             max_text_bytes=env.integer("OTS_MAX_TEXT_BYTES", 1 * MIB, minimum=1, maximum=16 * MIB),
             expiry_choices=choices,
@@ -293,6 +304,14 @@ def _in_range(name: str, value: Number, minimum: Number | None, maximum: Number 
     if maximum is not None and value > maximum:
         raise SettingsError(f"{name}: {value} is above the maximum of {maximum}")
     return value
+
+
+def _storage_url(configured: str) -> str | None:
+    if not configured or configured.startswith("file:"):
+        return None
+    if not re.fullmatch(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?", configured):
+        raise SettingsError("STORAGE_URL: expected s3://bucket/prefix (or unset for local disk)")
+    return configured
 
 
 def _admin_hash(configured: str) -> str | None:

@@ -20,7 +20,7 @@ from .metadata import MetadataStore
 from .passwords import Argon2Pool
 from .ratelimit import RedisGcraStore
 from .shares import ShareService
-from .storage import LocalBlobStore
+from .storage import BlobStore, LocalBlobStore
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class Services:
     settings: Settings
     redis: Redis
     metadata: MetadataStore
-    blobs: LocalBlobStore
+    blobs: BlobStore
     shares: ShareService
     janitor: Janitor
     admin: AdminAccess
@@ -57,7 +57,7 @@ class Services:
             health_check_interval=30,
         )
         metadata = MetadataStore(redis, settings.tombstone_seconds)
-        blobs = LocalBlobStore(settings.blob_dir, settings.min_free_bytes)
+        blobs = open_blob_store(settings)
         await blobs.prepare()
         argon2 = Argon2Pool(settings.argon2_max_concurrent)
         shares = ShareService(settings, metadata, blobs, argon2)
@@ -86,6 +86,20 @@ class Services:
         await self.redis.aclose()
         if self.embedded_redis is not None:
             await asyncio.to_thread(self.embedded_redis.stop)
+
+
+def open_blob_store(settings: Settings) -> BlobStore:
+    if settings.storage_url:
+        from .objectstore import S3BlobStore
+
+        return S3BlobStore(
+            settings.storage_url,
+            endpoint=settings.s3_endpoint,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+            region=settings.s3_region,
+        )
+    return LocalBlobStore(settings.blob_dir, settings.min_free_bytes)
 
 
 def install(app: Quart, settings: Settings, limiter_store: RedisGcraStore) -> None:

@@ -142,6 +142,11 @@ class LiveServer:
         )
         if settings.redis_url:
             env["REDIS_URL"] = settings.redis_url
+        if settings.storage_url:
+            env["STORAGE_URL"] = settings.storage_url
+            env["OTS_S3_ENDPOINT"] = settings.s3_endpoint or ""
+            env["OTS_S3_ACCESS_KEY"] = settings.s3_access_key or ""
+            env["OTS_S3_SECRET_KEY"] = settings.s3_secret_key or ""
         if settings.admin_password:
             env["ADMIN_PASSWORD"] = settings.admin_password
             env["OTS_ADMIN_COOKIE_SECURE"] = str(settings.admin_cookie_secure).lower()
