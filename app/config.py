@@ -135,6 +135,7 @@ class Settings:
     admin_cookie_secure: bool = True
     tombstone_seconds: int = 7 * 86400
     idle_timeout: float = 60.0
+    graceful_timeout: float = 30.0
     upload_mark_seconds: int = 15
     redis_timeout: float = 5.0
 
@@ -218,6 +219,7 @@ class Settings:
             block_cli_agents=env.boolean("BLOCK_CLI_AGENTS", True),
             cli_agents=env.word_list("OTS_CLI_AGENTS", DEFAULT_CLI_AGENTS),
             idle_timeout=env.number("OTS_IDLE_TIMEOUT", 60.0, minimum=1.0),
+            graceful_timeout=env.number("OTS_GRACEFUL_TIMEOUT", 30.0, minimum=0.1),
             upload_mark_seconds=env.integer("OTS_UPLOAD_MARK_SECONDS", 15, minimum=2, maximum=3600),
             redis_timeout=env.number("OTS_REDIS_TIMEOUT", 5.0, minimum=0.1),
         )

@@ -33,7 +33,9 @@ def hypercorn_config(settings: Settings) -> Config:
     # Hypercorn's own messages go through our handler, as JSON lines like the rest.
     config.errorlog = logging.getLogger("hypercorn.error")
     config.include_server_header = False
-    config.graceful_timeout = 30
+    # On SIGTERM: stop accepting, let transfers in flight finish for this long, then
+    # cancel them (a cancelled upload still removes its partial file).
+    config.graceful_timeout = settings.graceful_timeout
     config.keep_alive_timeout = 15
     config.h11_max_incomplete_size = MAX_REQUEST_HEAD
     return config

@@ -136,6 +136,7 @@ class LiveServer:
                 "OTS_ARGON2_PARALLELISM": str(settings.argon2.parallelism),
                 "OTS_IDLE_TIMEOUT": str(settings.idle_timeout),
                 "OTS_UPLOAD_MARK_SECONDS": str(settings.upload_mark_seconds),
+                "OTS_GRACEFUL_TIMEOUT": str(settings.graceful_timeout),
                 "OTS_RATE_LIMITS": str(settings.rate_limits_enabled).lower(),
                 "BLOCK_CLI_AGENTS": str(settings.block_cli_agents).lower(),
             }
@@ -147,6 +148,8 @@ class LiveServer:
             env["OTS_S3_ENDPOINT"] = settings.s3_endpoint or ""
             env["OTS_S3_ACCESS_KEY"] = settings.s3_access_key or ""
             env["OTS_S3_SECRET_KEY"] = settings.s3_secret_key or ""
+        if settings.metrics_token:
+            env["OTS_METRICS_TOKEN"] = settings.metrics_token
         if settings.admin_password:
             env["ADMIN_PASSWORD"] = settings.admin_password
             env["OTS_ADMIN_COOKIE_SECURE"] = str(settings.admin_cookie_secure).lower()
