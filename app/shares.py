@@ -175,6 +175,9 @@ class ShareService:
         name = None
         if not record.protected:
             name = self._open_envelope(token, record, None).name
+        return self._share_view(record, name)
+
+    def _share_view(self, record: ShareRecord, name: str | None) -> ShareView:
         return ShareView(
             share_id=record.share_id,
             kind=_kind(record.kind),
@@ -273,7 +276,8 @@ class ShareService:
         record = await self.metadata.get(share_id)
         if record is None:
             return ShareStatus(live=None, gone_reason=await self.metadata.gone_reason(share_id))
-        return ShareStatus(live=self._anonymous_view(record), gone_reason=None)
+        # The revoke page has no share link at hand, so no name: the view stays anonymous.
+        return ShareStatus(live=self._share_view(record, None), gone_reason=None)
 
     async def revoke(self, revoke_text: str) -> ShareStatus:
         """Destroy a share before anyone downloads it; says what happened if it was already gone."""
@@ -305,18 +309,6 @@ class ShareService:
         except InvalidToken:
             raise ShareNotFound("This revoke link is not valid.") from None
         return crypto.revoke_id_for(revoke_token)
-
-    def _anonymous_view(self, record: ShareRecord) -> ShareView:
-        """What the uploader's revoke page shows: no name, the link's token is not at hand."""
-        return ShareView(
-            share_id=record.share_id,
-            kind=_kind(record.kind),
-            size=record.size,
-            protected=record.protected,
-            expires_at=record.expires_at,
-            tries_left=self.settings.max_password_tries - record.tries,
-            name=None,
-        )
 
     async def _open_blob(
         self, envelope: Envelope, record: ShareRecord

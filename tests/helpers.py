@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -116,3 +117,24 @@ async def wait_until_async(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)
+
+
+def read_one_response(connection: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """Exactly one HTTP/1.1 response (head plus Content-Length body) from a raw socket."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        piece = connection.recv(65536)
+        assert piece, f"connection closed before a whole response head: {received!r}"
+        received += piece
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0"))
+    while len(body) < length:
+        piece = connection.recv(65536)
+        assert piece, "connection closed inside the response body"
+        body += piece
+    return int(status_line.split()[1]), headers, body[:length]

@@ -31,7 +31,7 @@ from app.config import MIB, Settings
 from app.embedded_redis import EmbeddedRedis
 from app.storage import DISK_FULL_MESSAGE
 from tests.conftest import LiveServer, LiveServerFactory
-from tests.helpers import JSON, multipart, share_keys, wait_until
+from tests.helpers import JSON, multipart, read_one_response, share_keys, wait_until
 
 BROWSER = {"User-Agent": "Mozilla/5.0 tests"}
 FILE_SIZE_LIMIT = 8 * MIB
@@ -50,27 +50,6 @@ def upload_head(body_length: int, content_type: str) -> bytes:
         "POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n"
         f"Content-Type: {content_type}\r\nContent-Length: {body_length}\r\n\r\n"
     ).encode()
-
-
-def read_one_response(connection: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    """Exactly one HTTP/1.1 response (head plus Content-Length body) from a socket."""
-    received = b""
-    while b"\r\n\r\n" not in received:
-        piece = connection.recv(65536)
-        assert piece, f"connection closed before a whole response head: {received!r}"
-        received += piece
-    head, _, body = received.partition(b"\r\n\r\n")
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    length = int(headers.get("content-length", "0"))
-    while len(body) < length:
-        piece = connection.recv(65536)
-        assert piece, "connection closed inside the response body"
-        body += piece
-    return int(status_line.split()[1]), headers, body[:length]
 
 
 def json_error(body: bytes, code: str) -> dict[str, str]:

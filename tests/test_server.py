@@ -15,7 +15,14 @@ import redis
 from app.config import MIB, Settings
 from app.embedded_redis import EmbeddedRedis
 from tests.conftest import LiveServer, LiveServerFactory
-from tests.helpers import BOUNDARY, JSON, multipart, share_keys, wait_until
+from tests.helpers import (
+    BOUNDARY,
+    JSON,
+    multipart,
+    read_one_response,
+    share_keys,
+    wait_until,
+)
 
 USER_AGENT = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) OneTimeShare-tests"}
 
@@ -27,22 +34,6 @@ def upload_to(server: LiveServer, data: bytes, **fields: str) -> dict[str, objec
     )
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
-
-
-def read_response(connection: socket.socket) -> str:
-    """One whole HTTP/1.1 response with a Content-Length body."""
-    received = b""
-    while b"\r\n\r\n" not in received:
-        received += connection.recv(65536)
-    head, _, body = received.partition(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":")[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-    )
-    while len(body) < length:
-        body += connection.recv(65536)
-    return (head + b"\r\n\r\n" + body).decode()
 
 
 def files_in(directory: Path) -> list[str]:
@@ -139,9 +130,9 @@ def test_declared_length_over_the_limit_is_refused_before_reading(
     ).encode()
     with socket.create_connection(("127.0.0.1", live_server.port), timeout=10) as connection:
         connection.sendall(head)  # and no body at all: the answer must not wait for one
-        answer = read_response(connection)
-    assert answer.startswith("HTTP/1.1 413")
-    assert '"code":"too_large"' in answer
+        status, _, body = read_one_response(connection)
+    assert status == 413
+    assert b'"code":"too_large"' in body
 
 
 def test_embedded_redis_keeps_shares_across_restarts(

@@ -31,6 +31,7 @@ from tests.helpers import (
     JSON,
     multipart,
     random_bytes,
+    read_one_response,
     share_keys,
     token_path,
     wait_until,
@@ -94,27 +95,6 @@ def assert_only_tombstones_left(
 
 
 # --- raw sockets to the live server -----------------------------------------------------
-
-
-def read_one_response(connection: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    """Read exactly one HTTP/1.1 response (head plus Content-Length body) from a socket."""
-    received = b""
-    while b"\r\n\r\n" not in received:
-        piece = connection.recv(65536)
-        assert piece, f"connection closed before a whole response head: {received!r}"
-        received += piece
-    head, _, body = received.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in header_lines:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    length = int(headers.get("content-length", "0"))
-    while len(body) < length:
-        piece = connection.recv(65536)
-        assert piece, "connection closed inside the response body"
-        body += piece
-    return int(status_line.split()[1]), headers, body[:length]
 
 
 def upload_head(content_length: int, content_type: str | None = None) -> bytes:
