@@ -19,7 +19,15 @@ from app.config import Settings
 from app.crypto import ciphertext_size
 from app.objectstore import S3BlobStore
 from tests.conftest import LiveServerFactory
-from tests.helpers import JSON, multipart, share_keys, token_path, upload, wait_until
+from tests.helpers import (
+    JSON,
+    multipart,
+    share_keys,
+    token_path,
+    upload,
+    wait_until,
+    wait_until_async,
+)
 from tests.seaweedfs import ACCESS_KEY, SECRET_KEY, SeaweedFS
 
 BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) tests"}
@@ -89,11 +97,7 @@ async def test_round_trip_stores_only_ciphertext_and_deletes_after_download(
     async def deleted() -> bool:
         return await object_keys(s3_settings) == []
 
-    for _ in range(100):
-        if await deleted():
-            break
-        await asyncio.sleep(0.05)
-    assert await deleted()
+    await wait_until_async(deleted, timeout=5)
 
 
 async def test_refused_and_revoked_uploads_leave_no_object(
