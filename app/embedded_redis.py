@@ -43,10 +43,6 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"unix://{self.socket_path}"
 
-    @property
-    def owned(self) -> bool:
-        return self._process is not None
-
     def answers(self) -> bool:
         if not self.socket_path.exists():
             return False
