@@ -21,11 +21,10 @@ import redis
 from quart import Quart
 from quart.typing import TestClientProtocol as QuartClient
 
-from app import create_app
 from app.config import Settings
 from app.crypto import Argon2Params
 from app.embedded_redis import EmbeddedRedis
-from tests.helpers import wait_until
+from tests.helpers import running_app, wait_until
 
 # Cheap Argon2id for tests; one test checks the production defaults separately.
 TEST_ARGON2 = Argon2Params(time_cost=1, memory_kib=1024, parallelism=1)
@@ -78,10 +77,7 @@ def settings(tmp_path: Path, redis_url: str) -> Settings:
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[Quart]:
-    application = create_app(settings)
-    async with application.test_app():
-        # Tests start from a settled state: the start-up janitor pass is over.
-        await application.extensions["onetimeshare"].janitor.started.wait()
+    async with running_app(settings) as application:
         yield application
 
 
@@ -156,27 +152,33 @@ class LiveServer:
         env.update(self.extra_env)
         return env
 
-    def start(self) -> None:
+    def start(self, preexec_fn: Callable[[], None] | None = None) -> None:
+        """Starts the server; ``preexec_fn`` runs in the child before exec (e.g. rlimits)."""
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "app",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                str(self.workers),
-            ],
-            env=self.environment(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.wait_until_healthy()
+        with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "app",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    str(self.workers),
+                ],
+                env=self.environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=preexec_fn,
+            )
+        try:
+            self.wait_until_healthy()
+        except BaseException:
+            self.stop()
+            raise
 
     def wait_until_healthy(self, timeout: float = 30.0) -> None:
         def healthy() -> bool:

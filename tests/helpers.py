@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import redis
+from quart import Quart
 from quart.typing import TestClientProtocol as QuartClient
+
+from app import create_app
+from app.config import Settings
 
 BOUNDARY = "----onetimeshare-test-boundary"
 JSON = {"Accept": "application/json"}
+
+
+@contextlib.asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[Quart]:
+    """An app past start-up: tests begin once the start-up janitor pass is over."""
+    application = create_app(settings)
+    async with application.test_app():
+        await application.extensions["onetimeshare"].janitor.started.wait()
+        yield application
 
 
 def multipart(

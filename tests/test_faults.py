@@ -14,8 +14,6 @@ import json
 import os
 import resource
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -173,28 +171,8 @@ def limit_file_size() -> None:
 def cramped_server(settings: Settings) -> Iterator[LiveServer]:
     """``onetimeshare serve`` whose files cannot grow past 8 MiB (Python ignores SIGXFSZ)."""
     server = LiveServer(dataclasses.replace(settings, max_upload_bytes=32 * MIB), 1, {})
-    server.settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with open(server.log_path, "ab") as log:  # the child keeps its own descriptor
-        server.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "app",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(server.port),
-                "--workers",
-                "1",
-            ],
-            env=server.environment(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=limit_file_size,
-        )
+    server.start(preexec_fn=limit_file_size)
     try:
-        server.wait_until_healthy()
         yield server
     finally:
         server.stop()

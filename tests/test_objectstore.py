@@ -22,6 +22,7 @@ from tests.conftest import LiveServerFactory
 from tests.helpers import (
     JSON,
     multipart,
+    running_app,
     share_keys,
     token_path,
     upload,
@@ -56,9 +57,7 @@ def s3_settings(settings: Settings, seaweedfs: SeaweedFS) -> Settings:
 
 @pytest.fixture
 async def s3_app(s3_settings: Settings) -> AsyncIterator[Quart]:
-    application = create_app(s3_settings)
-    async with application.test_app():
-        await application.extensions["onetimeshare"].janitor.started.wait()
+    async with running_app(s3_settings) as application:
         yield application
 
 

@@ -16,7 +16,15 @@ from quart.typing import TestClientProtocol as QuartClient
 from app import create_app
 from app.config import Settings
 from tests.conftest import LiveServerFactory
-from tests.helpers import JSON, multipart, share_keys, token_path, upload, wait_until
+from tests.helpers import (
+    JSON,
+    multipart,
+    read_one_response,
+    share_keys,
+    token_path,
+    upload,
+    wait_until,
+)
 
 BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) tests"}
 METRICS_TOKEN = "metrics-token-for-tests-0123456789"
@@ -139,11 +147,9 @@ def test_sigterm_lets_an_upload_in_flight_finish(
     assert server.process is not None
     server.process.send_signal(signal.SIGTERM)
     connection.sendall(rest)
-    answer = b""
-    while b"\r\n\r\n" not in answer:
-        answer += connection.recv(65536)
+    status, _, _ = read_one_response(connection)
     connection.close()
-    assert answer.startswith(b"HTTP/1.1 201")
+    assert status == 201
     server.process.wait(timeout=30)
     assert [key for key in share_keys(redis_client) if key.startswith(b"ots:share:")]
 

@@ -3,7 +3,6 @@ that really end; the same answer for every failed login; a login budget; CSRF to
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import re
@@ -19,11 +18,11 @@ from argon2 import PasswordHasher
 from quart import Quart, Response
 from quart.typing import TestClientProtocol as QuartClient
 
-from app import PROJECT_ROOT, create_app
+from app import PROJECT_ROOT
 from app.admin_access import SESSION_PREFIX, hash_password
 from app.config import Settings, SettingsError
 from app.ratelimit import parse_limits
-from tests.helpers import upload
+from tests.helpers import running_app, upload
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 HTMX = {"HX-Request": "true"}
@@ -38,14 +37,6 @@ FRAGMENTS = ("/admin/counters", "/admin/shares", "/admin/activity", "/admin/syst
 
 
 # --- helpers ---------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def started(settings: Settings) -> AsyncIterator[Quart]:
-    application = create_app(settings)
-    async with application.test_app():
-        await application.extensions["onetimeshare"].janitor.started.wait()
-        yield application
 
 
 def form(**fields: str) -> str:
@@ -110,7 +101,7 @@ def admin_settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 async def admin_app(admin_settings: Settings) -> AsyncIterator[Quart]:
-    async with started(admin_settings) as application:
+    async with running_app(admin_settings) as application:
         yield application
 
 
@@ -127,7 +118,7 @@ def session_settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 async def session_app(session_settings: Settings) -> AsyncIterator[Quart]:
-    async with started(session_settings) as application:
+    async with running_app(session_settings) as application:
         yield application
 
 
@@ -189,7 +180,7 @@ async def test_login_sets_a_strict_http_only_cookie_and_opens_the_dashboard(
 async def test_the_cookie_is_secure_by_default(settings: Settings) -> None:
     secure = dataclasses.replace(settings, admin_password=ADMIN_PASSWORD)
     assert secure.admin_cookie_secure is True
-    async with started(secure) as application:
+    async with running_app(secure) as application:
         response = await login(application.test_client(), scheme="https")
         assert response.status_code == 303
         _, attributes = admin_cookie(response)
@@ -244,7 +235,7 @@ async def test_login_with_a_configured_argon2id_hash(
     assert encoded.startswith("$argon2id$")
     hashed = dataclasses.replace(settings, admin_password_hash=encoded, admin_cookie_secure=False)
     assert hashed.admin_password is None
-    async with started(hashed) as application:
+    async with running_app(hashed) as application:
         client = application.test_client()
         assert (await login(client, password=encoded)).status_code == 401
         assert (await client.get("/admin")).status_code == 303
@@ -399,7 +390,7 @@ async def test_an_expired_session_sends_htmx_fragments_to_login(
     session_settings: Settings, redis_client: redis.Redis
 ) -> None:
     short = dataclasses.replace(session_settings, admin_session_seconds=60)
-    async with started(short) as application:
+    async with running_app(short) as application:
         client = await logged_in(application)
         (key,) = session_keys(redis_client)
         assert 0 < redis_client.ttl(key) <= 60
@@ -429,7 +420,7 @@ async def test_login_attempts_are_rate_limited(
         rate_limits_enabled=True,
         rate_limits={**session_settings.rate_limits, "login": parse_limits("5/minute")},
     )
-    async with started(limited) as application:
+    async with running_app(limited) as application:
         client = application.test_client()
         for _ in range(5):
             assert (await login(client, password="not-the-password")).status_code == 401

@@ -4,7 +4,6 @@ activity feed and its event stream, the system panel and the chart; never a secr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import html
 import re
@@ -21,12 +20,11 @@ from quart import Quart
 from quart.testing.connections import TestHTTPConnection as HTTPConnection
 from quart.typing import TestClientProtocol as QuartClient
 
-from app import create_app
 from app.config import Settings
 from app.ratelimit import parse_limits
 from app.web.admin import PER_PAGE, STREAM_BLOCK_MS
 from tests.conftest import SHORT_EXPIRY
-from tests.helpers import JSON, multipart, token_path, upload, wait_until_async
+from tests.helpers import JSON, multipart, running_app, token_path, upload, wait_until_async
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 HTMX = {"HX-Request": "true"}
@@ -129,14 +127,6 @@ async def signed_in(application: Quart) -> QuartClient:
     return client
 
 
-@contextlib.asynccontextmanager
-async def started(settings: Settings) -> AsyncIterator[Quart]:
-    application = create_app(settings)
-    async with application.test_app():
-        await application.extensions["onetimeshare"].janitor.started.wait()
-        yield application
-
-
 def busy_settings(settings: Settings) -> Settings:
     """Everything that is counted switched on: limits, CLI blocking, two tries."""
     return dataclasses.replace(
@@ -160,7 +150,7 @@ def admin_settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 async def admin_app(admin_settings: Settings) -> AsyncIterator[Quart]:
-    async with started(admin_settings) as application:
+    async with running_app(admin_settings) as application:
         yield application
 
 
@@ -174,7 +164,7 @@ async def admin(admin_app: Quart) -> QuartClient:
 
 
 async def test_counters_show_exact_numbers(settings: Settings) -> None:
-    async with started(busy_settings(settings)) as application:
+    async with running_app(busy_settings(settings)) as application:
         admin = await signed_in(application)
         assert await counters(admin) == {
             "active": "0",
@@ -374,7 +364,7 @@ async def test_revoke_with_htmx_answers_the_table_without_the_row(
 
 
 async def test_activity_lists_events_newest_first(settings: Settings) -> None:
-    async with started(busy_settings(settings)) as application:
+    async with running_app(busy_settings(settings)) as application:
         admin = await signed_in(application)
         assert "Nothing has happened yet." in await fetch(admin, "/admin/activity")
 

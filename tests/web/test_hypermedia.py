@@ -18,11 +18,18 @@ import redis
 from markupsafe import escape
 from quart.typing import TestClientProtocol as QuartClient
 
-from app import create_app
 from app.config import Settings
 from app.crypto import encode_token, new_token
 from tests.conftest import SHORT_EXPIRY
-from tests.helpers import JSON, multipart, share_keys, token_path, upload, wait_until_async
+from tests.helpers import (
+    JSON,
+    multipart,
+    running_app,
+    share_keys,
+    token_path,
+    upload,
+    wait_until_async,
+)
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 HTMX = {"HX-Request": "true"}
@@ -131,9 +138,7 @@ async def upload_text(
 @contextlib.asynccontextmanager
 async def client_with(settings: Settings, **overrides: Any) -> AsyncIterator[QuartClient]:
     """A client of an app with changed settings (do not combine with the ``client`` fixture)."""
-    application = create_app(dataclasses.replace(settings, **overrides))
-    async with application.test_app():
-        await application.extensions["onetimeshare"].janitor.started.wait()
+    async with running_app(dataclasses.replace(settings, **overrides)) as application:
         yield application.test_client()
 
 
