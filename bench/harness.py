@@ -17,6 +17,8 @@ from pathlib import Path
 
 import httpx
 
+from app.processes import stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
 # Download links refuse command-line clients (BLOCK_CLI_AGENTS), so curl says it is a browser.
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) onetimeshare-bench"
@@ -111,11 +113,7 @@ def serve(
             time.sleep(0.05)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process, timeout=30)
         log.close()
         if own_dir:
             shutil.rmtree(directory, ignore_errors=True)

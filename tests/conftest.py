@@ -24,6 +24,7 @@ from quart.typing import TestClientProtocol as QuartClient
 from app.config import Settings
 from app.crypto import Argon2Params
 from app.embedded_redis import EmbeddedRedis
+from app.processes import stop_process
 from tests.helpers import running_app, wait_until
 
 # Cheap Argon2id for tests; one test checks the production defaults separately.
@@ -196,12 +197,7 @@ class LiveServer:
         process, self.process = self.process, None
         if process is None:
             return
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=20)
 
     def kill(self) -> None:
         """Die without any cleanup, as on a crash or an OOM kill."""

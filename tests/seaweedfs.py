@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from app.processes import stop_process
 from tests.helpers import wait_until
 
 ACCESS_KEY = "onetimeshare-tests"
@@ -91,9 +92,4 @@ class SeaweedFS:
     def stop(self) -> None:
         process, self.process = self.process, None
         if process is not None:
-            process.terminate()
-            try:
-                process.wait(timeout=3)  # test data only: no need to wait for a tidy exit
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process, timeout=3)  # test data only: no need to wait for a tidy exit
