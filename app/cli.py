@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 
-from .config import Settings, SettingsError
+from .config import Settings, SettingsError, wants_json_logs
 from .logs import configure as configure_logging
 
 log = logging.getLogger("onetimeshare")
@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         help="print an Argon2id hash of an admin password, for ADMIN_PASSWORD_HASH",
     )
     arguments = parser.parse_args(argv)
-    configure_logging(os.environ.get("OTS_LOG_FORMAT", "json").strip().lower() != "text")
+    # Before the settings are read: reading them may log (a new secret key, say).
+    configure_logging(wants_json_logs(os.environ.get("OTS_LOG_FORMAT", "json")))
     if arguments.command == "serve":
         return _serve(arguments)
     if arguments.command == "hash-password":

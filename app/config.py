@@ -85,6 +85,11 @@ DEFAULT_CLI_AGENTS = (
 )
 
 
+def wants_json_logs(log_format: str) -> bool:
+    """OTS_LOG_FORMAT: JSON lines unless it says "text"."""
+    return log_format.strip().lower() != "text"
+
+
 class SettingsError(ValueError):
     """A setting has a value the service cannot start with; the message says which and why."""
 
@@ -177,7 +182,7 @@ class Settings:
             workers=env.integer("OTS_WORKERS", os.cpu_count() or 1, minimum=1, maximum=256),
             public_url=(env.text("OTS_PUBLIC_URL", "").rstrip("/") or None),
             hsts=env.boolean("OTS_HSTS", False),
-            log_json=env.text("OTS_LOG_FORMAT", "json").lower() != "text",
+            log_json=wants_json_logs(env.text("OTS_LOG_FORMAT", "json")),
             metrics_token=env.text("OTS_METRICS_TOKEN", "") or None,
             storage_url=_storage_url(env.text("STORAGE_URL", "")),
             s3_endpoint=env.text("OTS_S3_ENDPOINT", "") or None,

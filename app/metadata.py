@@ -50,6 +50,15 @@ local function event(kind, id, size, share_kind)
   redis.call('XADD', 'ots:events', 'MAXLEN', '~', '1000', '*',
              'type', kind, 'id', string.sub(id, 1, 8), 'size', size, 'kind', share_kind)
 end
+-- Deletes the record and leaves a tombstone saying why; the revoke pointer then
+-- lives as long as the tombstone, so the revoke page can say what happened.
+local function end_share(share_key, gone_key, reason, tombstone_seconds)
+  local rid = redis.call('HGET', share_key, 'rid')
+  if redis.call('DEL', share_key) == 0 then return false end
+  redis.call('SET', gone_key, reason, 'EX', tombstone_seconds)
+  if rid then redis.call('EXPIRE', 'ots:revoke:' .. rid, tombstone_seconds) end
+  return true
+end
 local function retire(id, counter, kind)
   local size = tonumber(redis.call('ZSCORE', 'ots:active:size', id) or '0')
   local info = redis.call('HGET', 'ots:active:info', id) or 'file'
@@ -85,16 +94,12 @@ return 1
 )
 
 # Deleting the record is the claim: DEL is atomic, so of any number of
-# concurrent claims exactly one sees 1. The revoke pointer then lives as long as
-# the tombstone, so the revoke page can say what happened.
+# concurrent claims exactly one sees 1.
 # KEYS: share, gone. ARGV: reason, tombstone seconds, share id, counter, event.
 _CLAIM = (
     _BOOKKEEPING
     + """
-local rid = redis.call('HGET', KEYS[1], 'rid')
-if redis.call('DEL', KEYS[1]) == 0 then return 0 end
-redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
-if rid then redis.call('EXPIRE', 'ots:revoke:' .. rid, ARGV[2]) end
+if not end_share(KEYS[1], KEYS[2], ARGV[1], ARGV[2]) then return 0 end
 retire(ARGV[3], ARGV[4], ARGV[5])
 return 1
 """
@@ -110,10 +115,7 @@ local tries = redis.call('HINCRBY', KEYS[1], 'tries', 1)
 bump('failed_passwords', 1)
 local left = tonumber(ARGV[1]) - tries
 if left > 0 then return left end
-local rid = redis.call('HGET', KEYS[1], 'rid')
-redis.call('DEL', KEYS[1])
-redis.call('SET', KEYS[2], 'destroyed', 'EX', ARGV[2])
-if rid then redis.call('EXPIRE', 'ots:revoke:' .. rid, ARGV[2]) end
+end_share(KEYS[1], KEYS[2], 'destroyed', ARGV[2])
 retire(ARGV[3], 'destroyed', 'destroyed')
 return 0
 """

@@ -142,8 +142,7 @@ class S3BlobStore:
         return S3Source(int(result.meta["size"]), aiter(result.stream(min_chunk_size=READ_CHUNK)))
 
     async def delete(self, share_id: str, size: int | None = None) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            await obstore.delete_async(self.client, self.key(share_id))
+        await self._remove(share_id)
 
     async def list_stored(self) -> list[StoredBlob]:
         found = []
@@ -156,8 +155,12 @@ class S3BlobStore:
         return found
 
     async def delete_stored(self, stored: StoredBlob) -> bool:
+        return await self._remove(stored.share_id)
+
+    async def _remove(self, share_id: str) -> bool:
+        """Delete the object; False if it was not there."""
         try:
-            await obstore.delete_async(self.client, self.key(stored.share_id))
+            await obstore.delete_async(self.client, self.key(share_id))
         except FileNotFoundError:
             return False
         return True

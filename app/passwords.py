@@ -35,8 +35,8 @@ def _lower_priority() -> None:
 
 class Argon2Pool:
     def __init__(self, max_concurrent: int) -> None:
-        self.max_concurrent = max_concurrent
-        self._slots = asyncio.Semaphore(max_concurrent)
+        # The pool's size is the bound: further calls wait in its queue, and a caller
+        # cancelled while waiting takes its call out of the queue.
         self._executor = ThreadPoolExecutor(
             max_workers=max_concurrent, thread_name_prefix="argon2", initializer=_lower_priority
         )
@@ -46,9 +46,8 @@ class Argon2Pool:
 
     async def run(self, function: Callable[..., T], *arguments: object) -> T:
         """Run any Argon2 work (hashing, verifying) in a pool thread, a bounded number at once."""
-        async with self._slots:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, partial(function, *arguments))
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, partial(function, *arguments))
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -281,23 +281,24 @@ class ShareService:
 
     async def revoke(self, revoke_text: str) -> ShareStatus:
         """Destroy a share before anyone downloads it; says what happened if it was already gone."""
-        revoke_id = self._revoke_id(revoke_text)
-        share_id = await self.metadata.revoke_target(revoke_id)
+        share_id = await self._revoked_share_id(revoke_text)
         if share_id is None:
             return ShareStatus(live=None, gone_reason="unknown")
-        if await self.metadata.claim(share_id, reason="revoked"):
-            logs.event("revoked", share_id, by="sender")
-            await self._delete_blob(share_id)
+        if await self._destroy(share_id, by="sender"):
             return ShareStatus(live=None, gone_reason="revoked")
         return ShareStatus(live=None, gone_reason=await self.metadata.gone_reason(share_id))
 
     async def revoke_by_id(self, share_id: str) -> bool:
         """The admin's revoke: by share id, which the admin sees and the public never does."""
-        if await self.metadata.claim(share_id, reason="revoked"):
-            logs.event("revoked", share_id, by="admin")
-            await self._delete_blob(share_id)
-            return True
-        return False
+        return await self._destroy(share_id, by="admin")
+
+    async def _destroy(self, share_id: str, *, by: str) -> bool:
+        """Claim the share as revoked and delete its blob; False if it was already gone."""
+        if not await self.metadata.claim(share_id, reason="revoked"):
+            return False
+        logs.event("revoked", share_id, by=by)
+        await self._delete_blob(share_id)
+        return True
 
     async def _revoked_share_id(self, revoke_text: str) -> str | None:
         return await self.metadata.revoke_target(self._revoke_id(revoke_text))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Literal, cast
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from .metadata import MetadataStore
 from .storage import BlobStore
@@ -194,7 +195,7 @@ async def active_shares(redis: Redis, *, sort: SortKey, page: int, per_page: int
         for share_id in share_ids:
             pipe.zscore(EXPIRY_INDEX, share_id)
             pipe.zscore(SIZE_INDEX, share_id)
-            pipe.hget(f"ots:share:{share_id}", "tries")
+            pipe.hget(MetadataStore.share_key(share_id), "tries")
         results = await pipe.execute()
     infos = results[0]
     shares = []
@@ -221,8 +222,7 @@ async def system_state(redis: Redis, blobs: BlobStore, version: str) -> SystemSt
         live = int(await redis.zcard(EXPIRY_INDEX))
         janitor_raw = cast(dict[bytes, bytes], await redis.hgetall("ots:janitor:last"))
         redis_ok = True
-    except (OSError, ConnectionError, TimeoutError) as error:
-        del error
+    except (RedisError, OSError):
         memory, live, janitor_raw, redis_ok = {}, 0, {}, False
     facts = await blobs.facts()
     return SystemState(

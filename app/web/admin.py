@@ -30,9 +30,8 @@ from ..stats import (
     wait_for_event,
 )
 from ..version import __version__
-from .auth import redirect_to
 from .guards import CrossSiteRequest
-from .responses import is_htmx, no_store, page
+from .responses import is_htmx, no_store, page, redirect_to
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 

@@ -11,7 +11,7 @@ from ..config import Settings
 from ..ratelimit import limited
 from ..services import services
 from .guards import CrossSiteRequest
-from .responses import is_htmx, no_store, page
+from .responses import no_store, page, redirect_to
 
 blueprint = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -49,13 +49,6 @@ def install(app: object, settings: Settings) -> QuartAuth:
     )
 
 
-def redirect_to(location: str) -> Response:
-    """303 for browsers; htmx follows HX-Redirect instead of swapping a page in."""
-    if is_htmx():
-        return no_store(Response(status=200, headers={"HX-Redirect": location}))
-    return no_store(Response(status=303, headers={"Location": location}))
-
-
 @blueprint.before_request
 async def admin_must_exist() -> None:
     if not services().admin.enabled:
@@ -80,7 +73,7 @@ async def login() -> Response:
     if not await admin.check(user, password):
         return no_store(await page("login.html", 401, error=LOGIN_FAILED, user=user))
     login_user(AdminUser(await admin.open_session()))
-    return no_store(redirect_to(url_for("admin.dashboard")))
+    return redirect_to(url_for("admin.dashboard"))
 
 
 @blueprint.post("/logout")
@@ -92,4 +85,4 @@ async def logout() -> Response:
         raise CrossSiteRequest("This form has expired. Reload the page and try again.")
     await admin.close_session(current_user.auth_id)
     logout_user()
-    return no_store(redirect_to(url_for("auth.login_page")))
+    return redirect_to(url_for("auth.login_page"))

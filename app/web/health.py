@@ -20,7 +20,6 @@ async def health() -> Response:
         redis_ok = await current.metadata.ping()
     except (redis.exceptions.RedisError, OSError):
         redis_ok = False
-    # A permission check, not a test write: monitors poll this every few seconds.
     storage_ok = await current.blobs.healthy()
     healthy = redis_ok and storage_ok
     response = json_response(

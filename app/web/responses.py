@@ -31,6 +31,13 @@ def json_response(payload: dict[str, Any], status: int = 200) -> Response:
     return response
 
 
+def redirect_to(location: str) -> Response:
+    """303 for browsers; htmx follows HX-Redirect instead of swapping a page in."""
+    if is_htmx():
+        return no_store(Response(status=200, headers={"HX-Redirect": location}))
+    return no_store(Response(status=303, headers={"Location": location}))
+
+
 def no_store(response: Response) -> Response:
     """For anything that shows a share: never keep it in a cache or the back/forward cache."""
     response.headers["Cache-Control"] = "no-store"

@@ -8,7 +8,8 @@ from quart import Blueprint, Response, url_for
 
 from ..ratelimit import limited
 from ..services import services
-from .responses import is_htmx, no_store, page
+from ..shares import ShareStatus
+from .responses import is_htmx, no_store, page, redirect_to
 
 blueprint = Blueprint("revoke", __name__)
 
@@ -16,10 +17,7 @@ blueprint = Blueprint("revoke", __name__)
 @blueprint.get("/r/<revoke_token>")
 @limited("page")
 async def confirm(revoke_token: str) -> Response:
-    status = await services().shares.revoke_status(revoke_token)
-    return no_store(
-        await page("revoke.html", status=status, revoke_token=revoke_token, now=time.time())
-    )
+    return await _revoke_page(await services().shares.revoke_status(revoke_token), revoke_token)
 
 
 @blueprint.post("/r/<revoke_token>")
@@ -27,12 +25,12 @@ async def confirm(revoke_token: str) -> Response:
 async def revoke(revoke_token: str) -> Response:
     status = await services().shares.revoke(revoke_token)
     if is_htmx():
-        return no_store(
-            await page("revoke.html", status=status, revoke_token=revoke_token, now=time.time())
-        )
+        return await _revoke_page(status, revoke_token)
     # Post/Redirect/Get: reloading the result page must not post again.
+    return redirect_to(url_for("revoke.confirm", revoke_token=revoke_token))
+
+
+async def _revoke_page(status: ShareStatus, revoke_token: str) -> Response:
     return no_store(
-        Response(
-            status=303, headers={"Location": url_for("revoke.confirm", revoke_token=revoke_token)}
-        )
+        await page("revoke.html", status=status, revoke_token=revoke_token, now=time.time())
     )

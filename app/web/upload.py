@@ -41,12 +41,13 @@ async def create_share() -> Response:
             )
         )
     url = share_url(created.token)
+    revoke = revoke_url(created.revoke_token)
     if wants_json():
         return no_store(
             json_response(
                 {
                     "url": url,
-                    "revoke_url": revoke_url(created.revoke_token),
+                    "revoke_url": revoke,
                     "id": created.share_id,
                     "expires_at": created.expires_at,
                     "size": created.size,
@@ -62,7 +63,7 @@ async def create_share() -> Response:
             201,
             share=created,
             url=url,
-            revoke_url=revoke_url(created.revoke_token),
+            revoke_url=revoke,
             token=created.token,
             now=time.time(),
         )
