@@ -42,6 +42,15 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
 
 
 @pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A Redis of this test's own, which it may stop and start (the shared one it may not)."""
+    server = EmbeddedRedis(tmp_path / "own-redis")
+    server.ensure_running()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def redis_url(redis_server: EmbeddedRedis) -> str:
     client = redis.Redis.from_url(redis_server.url)
     client.flushdb()

@@ -82,14 +82,6 @@ def healthy(base_url: str) -> bool:
 # --- Redis dies mid-upload ----------------------------------------------------------------
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path / "r")
-    server.ensure_running()
-    yield server
-    server.stop()
-
-
 def test_redis_killed_mid_upload_is_503_and_the_service_recovers(
     live_server_factory: LiveServerFactory, own_redis: EmbeddedRedis
 ) -> None:

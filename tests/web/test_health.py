@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from quart.typing import TestClientProtocol as QuartClient
 
 from app import create_app
@@ -27,14 +25,6 @@ async def test_missing_data_directory_is_unhealthy(client: QuartClient, blob_dir
     response = await client.get("/healthz")
     assert response.status_code == 503
     assert await response.get_json() == {"status": "unavailable", "redis": True, "storage": False}
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path / "own-redis")
-    server.ensure_running()
-    yield server
-    server.stop()
 
 
 async def test_redis_down_gives_503_and_recovers(
