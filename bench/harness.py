@@ -178,6 +178,14 @@ def parse_size(text: str) -> int:
     return int(text)
 
 
+def percentile(values: list[float], fraction: float) -> float:
+    """The value below which ``fraction`` of the values lie (nearest rank); NaN for none."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
 def human_size(size: int) -> str:
     for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
         if size >= factor:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import redis
 
-from bench.harness import BROWSER, HIGH_LIMITS, product_command, serve
+from bench.harness import BROWSER, HIGH_LIMITS, percentile, product_command, serve
 from bench.http1 import Connection, multipart
 
 
@@ -116,13 +116,6 @@ async def one_cycle(
             tally.errors.append(f"second download {again.status}")
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
-
-
 def leftovers(data_dir: Path) -> tuple[int, int]:
     """Blobs and records left once the server has finished its last clean-ups.
 
@@ -169,9 +162,9 @@ def benchmark(
         blobs, records = leftovers(server.data_dir)
     steps = {
         step: {
-            "p50_ms": percentile(values, 0.5),
-            "p95_ms": percentile(values, 0.95),
-            "p99_ms": percentile(values, 0.99),
+            "p50_ms": percentile(values, 0.5) * 1000,
+            "p95_ms": percentile(values, 0.95) * 1000,
+            "p99_ms": percentile(values, 0.99) * 1000,
             "mean_ms": statistics.fmean(values) * 1000 if values else float("nan"),
         }
         for step, values in tally.latencies.items()

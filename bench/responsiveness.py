@@ -26,6 +26,7 @@ from bench.harness import (
     HIGH_LIMITS,
     make_random_file,
     parse_size,
+    percentile,
     product_command,
     serve,
     upload_file,
@@ -40,11 +41,6 @@ class Observation:
     worst_lag_ms: float = 0.0
     stalls_over_20ms: int = 0
     password_ms: list[float] = field(default_factory=list)
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
 
 
 async def poll_landing(base_url: str, path: str, stop: asyncio.Event, seen: Observation) -> None:
