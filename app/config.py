@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from .crypto import Argon2Params
+from .crypto import (
+    ARGON2_MAX_MEMORY_KIB,
+    ARGON2_MAX_PARALLELISM,
+    ARGON2_MAX_TIME_COST,
+    Argon2Params,
+)
+from .metadata import MAX_PASSWORD_TRIES, MAX_SHARE_BYTES, MAX_TEXT_SHARE_BYTES
 from .ratelimit import RateLimitSpecError, parse_limits
 
 log = logging.getLogger(__name__)
@@ -189,20 +195,30 @@ class Settings:
             s3_access_key=env.text("OTS_S3_ACCESS_KEY", "") or None,
             s3_secret_key=env.text("OTS_S3_SECRET_KEY", "") or None,
             s3_region=env.text("OTS_S3_REGION", "us-east-1") or "us-east-1",
-            max_upload_bytes=env.integer("OTS_MAX_UPLOAD_BYTES", 1 * GIB, minimum=1),
-            max_text_bytes=env.integer("OTS_MAX_TEXT_BYTES", 1 * MIB, minimum=1, maximum=16 * MIB),
+            max_upload_bytes=env.integer(
+                "OTS_MAX_UPLOAD_BYTES", 1 * GIB, minimum=1, maximum=MAX_SHARE_BYTES
+            ),
+            max_text_bytes=env.integer(
+                "OTS_MAX_TEXT_BYTES", 1 * MIB, minimum=1, maximum=MAX_TEXT_SHARE_BYTES
+            ),
             expiry_choices=choices,
             default_expiry=default_expiry,
             max_expiry=max_expiry,
-            max_password_tries=env.integer("OTS_MAX_PASSWORD_TRIES", 5, minimum=1, maximum=1000),
+            max_password_tries=env.integer(
+                "OTS_MAX_PASSWORD_TRIES", 5, minimum=1, maximum=MAX_PASSWORD_TRIES
+            ),
             min_free_bytes=env.integer("OTS_MIN_FREE_BYTES", 512 * MIB, minimum=0),
             janitor_interval=env.number("OTS_JANITOR_INTERVAL", 300.0, minimum=0.1),
             argon2=Argon2Params(
-                time_cost=env.integer("OTS_ARGON2_TIME_COST", 3, minimum=1, maximum=100),
-                memory_kib=env.integer(
-                    "OTS_ARGON2_MEMORY_KIB", 64 * KIB, minimum=8 * 4, maximum=4 * 1024 * KIB
+                time_cost=env.integer(
+                    "OTS_ARGON2_TIME_COST", 3, minimum=1, maximum=ARGON2_MAX_TIME_COST
                 ),
-                parallelism=env.integer("OTS_ARGON2_PARALLELISM", 4, minimum=1, maximum=64),
+                memory_kib=env.integer(
+                    "OTS_ARGON2_MEMORY_KIB", 64 * KIB, minimum=8 * 4, maximum=ARGON2_MAX_MEMORY_KIB
+                ),
+                parallelism=env.integer(
+                    "OTS_ARGON2_PARALLELISM", 4, minimum=1, maximum=ARGON2_MAX_PARALLELISM
+                ),
             ),
             argon2_max_concurrent=env.integer(
                 "OTS_ARGON2_MAX_CONCURRENT", 1, minimum=1, maximum=64

@@ -48,7 +48,19 @@ BLOB_HEADER_BYTES = _HEADER.size
 DEFAULT_CHUNK_SIZE = 64 * 1024
 MAX_CHUNK_SIZE = 16 * 1024 * 1024
 
-_ENVELOPE_VERSION = b"\x01"
+# Version 1 bound only the share id; version 2 (written since 0.2) also binds the record's
+# kind, size and Argon2 parameters, so a rewritten record no longer opens. Both are read.
+_ENVELOPE_V1 = b"\x01"
+_ENVELOPE_V2 = b"\x02"
+
+# Absolute bounds on Argon2id cost, for the settings and for every record read back from
+# Redis: one hash costs at most 1 GiB and about ten seconds on two cores, whatever a
+# rewritten record says. Lowering OTS_ARGON2_* later never locks out older shares, whose
+# parameters only have to be within these.
+ARGON2_MAX_TIME_COST = 10
+ARGON2_MAX_MEMORY_KIB = 1024 * 1024
+ARGON2_MAX_PARALLELISM = 16
+ARGON2_MIN_MEMORY_KIB_PER_LANE = 8
 
 
 class DecryptionError(Exception):
@@ -116,6 +128,19 @@ class Argon2Params:
     memory_kib: int
     parallelism: int
 
+    @property
+    def within_bounds(self) -> bool:
+        return (
+            1 <= self.time_cost <= ARGON2_MAX_TIME_COST
+            and 1 <= self.parallelism <= ARGON2_MAX_PARALLELISM
+            and ARGON2_MIN_MEMORY_KIB_PER_LANE * self.parallelism
+            <= self.memory_kib
+            <= ARGON2_MAX_MEMORY_KIB
+        )
+
+    def label(self) -> str:
+        return f"argon2id:t={self.time_cost}:m={self.memory_kib}:p={self.parallelism}"
+
     def hash(self, password: bytes, salt: bytes) -> bytes:
         """Blocking and memory hungry: call through ``Argon2Pool``, never on the loop."""
         return hash_secret_raw(
@@ -146,7 +171,22 @@ class Envelope:
     content_type: str
 
 
-def seal_envelope(kek: bytes, share_id: str, envelope: Envelope) -> bytes:
+@dataclass(frozen=True, slots=True)
+class EnvelopeBinding:
+    """The record's facts a version-2 envelope is bound to: change one and it fails to open."""
+
+    kind: str
+    size: int
+    argon2: Argon2Params | None
+
+    def associated_data(self, share_id: str) -> bytes:
+        password = self.argon2.label() if self.argon2 is not None else "none"
+        return f"onetimeshare envelope v2:{share_id}|{self.kind}|{self.size}|{password}".encode(
+            "ascii"
+        )
+
+
+def seal_envelope(kek: bytes, share_id: str, envelope: Envelope, binding: EnvelopeBinding) -> bytes:
     payload = json.dumps(
         {
             "k": base64.b64encode(envelope.file_key).decode("ascii"),
@@ -157,26 +197,69 @@ def seal_envelope(kek: bytes, share_id: str, envelope: Envelope) -> bytes:
         separators=(",", ":"),
     ).encode("utf-8")
     nonce = os.urandom(NONCE_BYTES)
-    sealed = ChaCha20Poly1305(kek).encrypt(nonce, payload, _envelope_aad(share_id))
-    return _ENVELOPE_VERSION + nonce + sealed
+    sealed = ChaCha20Poly1305(kek).encrypt(nonce, payload, binding.associated_data(share_id))
+    return _ENVELOPE_V2 + nonce + sealed
 
 
-def open_envelope(kek: bytes, share_id: str, sealed: bytes) -> Envelope:
-    if len(sealed) < 1 + NONCE_BYTES + TAG_BYTES or sealed[:1] != _ENVELOPE_VERSION:
+def open_envelope(kek: bytes, share_id: str, sealed: bytes, binding: EnvelopeBinding) -> Envelope:
+    version = sealed[:1]
+    if len(sealed) < 1 + NONCE_BYTES + TAG_BYTES or version not in (_ENVELOPE_V1, _ENVELOPE_V2):
         raise DecryptionError("unknown envelope format")
+    if version == _ENVELOPE_V1:
+        associated_data = _envelope_v1_aad(share_id)
+    else:
+        associated_data = binding.associated_data(share_id)
     nonce, body = sealed[1 : 1 + NONCE_BYTES], sealed[1 + NONCE_BYTES :]
     try:
-        payload = ChaCha20Poly1305(kek).decrypt(nonce, body, _envelope_aad(share_id))
+        payload = ChaCha20Poly1305(kek).decrypt(nonce, body, associated_data)
     except InvalidTag as error:
         raise DecryptionError("envelope does not open with this key") from error
-    fields = json.loads(payload)
-    return Envelope(
-        file_key=base64.b64decode(fields["k"]), name=fields["n"], content_type=fields["t"]
-    )
+    try:
+        fields = json.loads(payload)
+        return Envelope(
+            file_key=base64.b64decode(fields["k"], validate=True),
+            name=str(fields["n"]),
+            content_type=str(fields["t"]),
+        )
+    except (ValueError, KeyError, TypeError) as error:
+        # Authenticated, so only our own code could have written it: still never a 500.
+        raise DecryptionError("envelope contents are malformed") from error
 
 
-def _envelope_aad(share_id: str) -> bytes:
+def _envelope_v1_aad(share_id: str) -> bytes:
     return b"onetimeshare envelope v1:" + share_id.encode("ascii")
+
+
+# --- tickets: short-lived capabilities that carry key material -------------------------
+#
+# A ticket is 32 random bytes handed to the client. The server keeps, under a Redis key
+# named by HKDF(ticket, "<purpose>-id"), a payload sealed under HKDF(ticket, "<purpose>-key")
+# and bound to the share; without the ticket the stored value opens to nothing. Used for the
+# unlock proof (the Argon2 output, so a checked password need not cross the wire again).
+
+
+def ticket_id(ticket: bytes, purpose: str) -> str:
+    return derive(ticket, f"{purpose}-id", SHARE_ID_BYTES).hex()
+
+
+def seal_ticket(ticket: bytes, purpose: str, share_id: str, payload: bytes) -> bytes:
+    nonce = os.urandom(NONCE_BYTES)
+    cipher = ChaCha20Poly1305(derive(ticket, f"{purpose}-key"))
+    return nonce + cipher.encrypt(nonce, payload, _ticket_aad(purpose, share_id))
+
+
+def open_ticket(ticket: bytes, purpose: str, share_id: str, sealed: bytes) -> bytes:
+    cipher = ChaCha20Poly1305(derive(ticket, f"{purpose}-key"))
+    try:
+        return cipher.decrypt(
+            sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], _ticket_aad(purpose, share_id)
+        )
+    except (InvalidTag, ValueError) as error:
+        raise DecryptionError("ticket does not open for this share") from error
+
+
+def _ticket_aad(purpose: str, share_id: str) -> bytes:
+    return f"onetimeshare ticket v1:{purpose}:{share_id}".encode("ascii")
 
 
 # --- the blob: STREAM construction over fixed-size chunks -----------------------
@@ -230,13 +313,20 @@ class StreamSealer:
         self._cipher = ChaCha20Poly1305(file_key)
         self._counter = 0
         self._finished = False
-        self._outs = [bytearray(batch_chunks * (chunk_size + TAG_BYTES)) for _ in range(2)]
+        self._batch_chunks = batch_chunks
+        # Allocated by the first batch that needs them: an upload that has sent a few
+        # bytes and stalls holds no output buffers at all.
+        self._outs = [bytearray(), bytearray()]
         self._turn = 0
 
     @property
     def batch_bytes(self) -> int:
-        """Plaintext bytes that fill an output buffer exactly."""
-        return len(self._outs[0]) // (self.chunk_size + TAG_BYTES) * self.chunk_size
+        """Plaintext bytes of one full batch."""
+        return self._batch_chunks * self.chunk_size
+
+    @property
+    def buffered_bytes(self) -> int:
+        return sum(len(out) for out in self._outs)
 
     def seal(self, plaintext: bytes | bytearray | memoryview, *, final: bool) -> memoryview:
         """Seal one batch; the returned view is valid until the call after next."""
@@ -298,7 +388,7 @@ class StreamOpener:
         self._cipher = ChaCha20Poly1305(file_key)
         self._counter = 0
         self.batch_ciphertext_bytes = batch_chunks * sealed_chunk
-        self._out = bytearray(batch_chunks * chunk_size)
+        self._out = bytearray()  # sized by the first batch
 
     def open(self, ciphertext: bytes | bytearray | memoryview) -> memoryview:
         """Open a batch of whole sealed chunks (the final batch may end short).

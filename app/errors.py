@@ -16,7 +16,8 @@ GONE_MESSAGES: dict[str, str] = {
     "expired": "This link has expired and the file was deleted.",
     "destroyed": "This share was destroyed after too many wrong passwords.",
     "revoked": "The sender revoked this share before it was downloaded.",
-    "lost": "The stored file could not be read, so the share was deleted.",
+    "lost": "The stored file could not be read, so the share was deleted. "
+    "Ask the sender to share it again.",
     "unknown": "This file was already downloaded, or the link has expired.",
 }
 
@@ -25,6 +26,8 @@ class ShareError(Exception):
     status: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"
     title: ClassVar[str] = "Something is wrong with this request"
+    # Seconds after which trying again makes sense (a Retry-After header), if any.
+    retry_after: ClassVar[int | None] = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -56,6 +59,16 @@ class PasswordRequired(ShareError):
 class WrongPassword(PasswordRequired):
     code = "wrong_password"
     title = "Wrong password"
+
+
+class PasswordCheckBusy(ShareError):
+    """Other guesses at this share's password are being checked and would use up its tries:
+    this one is not evaluated, so concurrency can never buy more than the allowed tries."""
+
+    status = 429
+    code = "password_check_busy"
+    title = "One moment"
+    retry_after = 1
 
 
 class ShareDestroyed(ShareError):
@@ -96,3 +109,4 @@ class ServiceUnavailable(ShareError):
     status = 503
     code = "unavailable"
     title = "Temporarily unavailable"
+    retry_after = 30

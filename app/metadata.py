@@ -11,6 +11,12 @@ Keys (``<id>`` is the share id derived from the token, never the token):
 * ``ots:revoke:<rid>`` the share id a revoke link may destroy; ``<rid>`` is derived
   from the uploader's separate revoke token. It lives as long as the share, then as
   long as its tombstone, so the revoke page can say what became of the share.
+* ``ots:checks:<id>`` sorted set of the password checks in flight for a share: lease
+  ids scored by when they lapse. A guess is evaluated only after it reserved a lease
+  here, and only while ``tries`` + leases < the limit, so concurrency cannot buy more
+  guesses; a worker that dies mid-check frees its lease when it lapses.
+* ``ots:ticket:<purpose>:<ticket id>`` a short-lived, single-use capability (the unlock
+  proof): the share id and a payload sealed under a key only the client holds.
 * ``ots:progress:<upload id>`` bytes received and the phase of an upload, for the
   progress fragment; no secrets.
 * ``ots:janitor:lock`` one janitor at a time across workers and instances.
@@ -20,10 +26,12 @@ Every state change that must be exactly-once runs as one Lua script.
 
 from __future__ import annotations
 
+import math
+import re
 import secrets
 import time
 from dataclasses import dataclass
-from typing import cast
+from typing import Literal, cast
 
 from redis.asyncio import Redis
 
@@ -31,6 +39,17 @@ from .crypto import Argon2Params
 from .errors import GoneReason
 
 PREFIX = "ots:"
+ShareKind = Literal["file", "text"]
+SHARE_KINDS: frozenset[str] = frozenset({"file", "text"})
+RECORD_VERSION = 2
+# Absolute bounds a record read back from Redis must be within (the settings are
+# validated against the same ones); anything else is treated as a lost share.
+MAX_SHARE_BYTES = 1024**4  # 1 TiB
+MAX_TEXT_SHARE_BYTES = 16 * 1024 * 1024
+MAX_PASSWORD_TRIES = 1000
+MAX_SEALED_ENVELOPE_BYTES = 16 * 1024
+SALT_BYTES = 16
+_REVOKE_ID = re.compile(rb"[0-9a-f]{32}")
 
 # Statistics and the index of live shares are kept by the same scripts that change
 # a share's state, so they can never disagree with it. These keys are not declared
@@ -50,12 +69,15 @@ local function event(kind, id, size, share_kind)
   redis.call('XADD', 'ots:events', 'MAXLEN', '~', '1000', '*',
              'type', kind, 'id', string.sub(id, 1, 8), 'size', size, 'kind', share_kind)
 end
--- Deletes the record and leaves a tombstone saying why; the revoke pointer then
--- lives as long as the tombstone, so the revoke page can say what happened.
-local function end_share(share_key, gone_key, reason, tombstone_seconds)
+-- Deletes the record (and its checks in flight) and leaves a tombstone saying why; the
+-- revoke pointer then lives as long as the tombstone, so the revoke page can say what
+-- happened. False if the share had already ended.
+local function end_share(id, reason, tombstone_seconds)
+  local share_key = 'ots:share:' .. id
   local rid = redis.call('HGET', share_key, 'rid')
   if redis.call('DEL', share_key) == 0 then return false end
-  redis.call('SET', gone_key, reason, 'EX', tombstone_seconds)
+  redis.call('DEL', 'ots:checks:' .. id)
+  redis.call('SET', 'ots:gone:' .. id, reason, 'EX', tombstone_seconds)
   if rid then redis.call('EXPIRE', 'ots:revoke:' .. rid, tombstone_seconds) end
   return true
 end
@@ -94,32 +116,76 @@ return 1
 )
 
 # Deleting the record is the claim: DEL is atomic, so of any number of
-# concurrent claims exactly one sees 1.
-# KEYS: share, gone. ARGV: reason, tombstone seconds, share id, counter, event.
+# concurrent claims exactly one sees 1. Every way a share ends goes through here.
+# ARGV: share id, reason, tombstone seconds, counter, event.
 _CLAIM = (
     _BOOKKEEPING
     + """
-if not end_share(KEYS[1], KEYS[2], ARGV[1], ARGV[2]) then return 0 end
-retire(ARGV[3], ARGV[4], ARGV[5])
+if not end_share(ARGV[1], ARGV[2], ARGV[3]) then return 0 end
+retire(ARGV[1], ARGV[4], ARGV[5])
 return 1
 """
 )
 
-# Returns tries left, 0 when this failure destroyed the share, -1 when it was already gone.
-# KEYS: share, gone. ARGV: max tries, tombstone seconds, share id.
-_FAIL_ATTEMPT = (
+# Reserves a password check before Argon2 runs. Returns the tries left after this one
+# if it were wrong (> 0), -1 when the share is gone, -2 when the checks in flight
+# already use up the tries left (the caller answers 429 and the guess is never evaluated).
+# ARGV: share id, max tries, lease id, lease milliseconds, tombstone seconds.
+_RESERVE_CHECK = (
     _BOOKKEEPING
     + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local tries = redis.call('HINCRBY', KEYS[1], 'tries', 1)
+local id = ARGV[1]
+local share_key = 'ots:share:' .. id
+if redis.call('EXISTS', share_key) == 0 then return -1 end
+local checks = 'ots:checks:' .. id
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', checks, '-inf', now)
+local in_flight = redis.call('ZCARD', checks)
+local limit = tonumber(ARGV[2])
+local tries = tonumber(redis.call('HGET', share_key, 'tries')) or limit
+if tries >= limit then
+  -- Only after the limit was lowered below the tries this share already had: spent.
+  end_share(id, 'destroyed', ARGV[5])
+  retire(id, 'destroyed', 'destroyed')
+  return -1
+end
+if tries + in_flight >= limit then return -2 end
+redis.call('ZADD', checks, now + tonumber(ARGV[4]), ARGV[3])
+redis.call('PEXPIRE', checks, ARGV[4])
+return limit - tries - in_flight
+"""
+)
+
+# A reserved check found the password wrong: the lease becomes a counted try. Returns
+# tries left, 0 when this failure destroyed the share, -1 when it was already gone.
+# Counted as a failed password either way: it was evaluated.
+# ARGV: share id, max tries, tombstone seconds, lease id.
+_SETTLE_WRONG = (
+    _BOOKKEEPING
+    + """
+local id = ARGV[1]
+redis.call('ZREM', 'ots:checks:' .. id, ARGV[4])
 bump('failed_passwords', 1)
-local left = tonumber(ARGV[1]) - tries
+local share_key = 'ots:share:' .. id
+if redis.call('EXISTS', share_key) == 0 then return -1 end
+local tries = redis.call('HINCRBY', share_key, 'tries', 1)
+local left = tonumber(ARGV[2]) - tries
 if left > 0 then return left end
-end_share(KEYS[1], KEYS[2], 'destroyed', ARGV[2])
-retire(ARGV[3], 'destroyed', 'destroyed')
+end_share(id, 'destroyed', ARGV[3])
+retire(id, 'destroyed', 'destroyed')
 return 0
 """
 )
+
+# A reserved check is over without a wrong guess (the password was right, or the check
+# was abandoned): the lease goes back. Returns whether the share still exists, which is
+# what a right password may be answered with.
+# ARGV: share id, lease id.
+_RELEASE_CHECK = """
+redis.call('ZREM', 'ots:checks:' .. ARGV[1], ARGV[2])
+return redis.call('EXISTS', 'ots:share:' .. ARGV[1])
+"""
 
 # Records as expired the indexed shares whose TTL ran out. Returns how many.
 _SWEEP_EXPIRED = (
@@ -152,7 +218,26 @@ return 1
 _ENDINGS: dict[str, tuple[str, str]] = {
     "downloaded": ("downloads", "downloaded"),
     "revoked": ("revoked", "revoked"),
+    "lost": ("lost", "lost"),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class CheckReservation:
+    """The outcome of ``reserve_check``: a lease to evaluate one guess, or why not."""
+
+    share_id: str
+    lease: str | None
+    answer: int  # > 0 reserved; -1 the share is gone; -2 other checks use up the tries
+
+    @property
+    def reserved(self) -> bool:
+        return self.lease is not None
+
+    @property
+    def share_gone(self) -> bool:
+        return self.answer == -1
+
 
 _RELEASE_LOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -160,10 +245,14 @@ return 0
 """
 
 
+class CorruptRecord(ValueError):
+    """A share record in Redis that does not parse or is out of bounds (rewritten or damaged)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ShareRecord:
     share_id: str
-    kind: str
+    kind: ShareKind
     size: int
     created_at: float
     expires_at: float
@@ -179,7 +268,7 @@ class ShareRecord:
 
     def to_redis(self) -> dict[str, str | bytes | int | float]:
         fields: dict[str, str | bytes | int | float] = {
-            "v": 1,
+            "v": RECORD_VERSION,
             "kind": self.kind,
             "size": self.size,
             "created": self.created_at,
@@ -199,25 +288,60 @@ class ShareRecord:
 
     @classmethod
     def from_redis(cls, share_id: str, fields: dict[bytes, bytes]) -> ShareRecord:
-        salt = fields.get(b"salt")
-        argon2 = None
-        if salt is not None:
-            argon2 = Argon2Params(
-                time_cost=int(fields[b"a2t"]),
-                memory_kib=int(fields[b"a2m"]),
-                parallelism=int(fields[b"a2p"]),
+        """Parse a record defensively: anything malformed or out of bounds is ``CorruptRecord``.
+
+        Bounds are absolute, not today's settings, so a record cannot make one request
+        cost more than any configuration could, and changed settings never reject a
+        share made under the old ones.
+        """
+        try:
+            version = int(fields.get(b"v", b"1"))
+            kind = fields[b"kind"].decode("ascii")
+            size = int(fields[b"size"])
+            created_at = float(fields[b"created"])
+            expires_at = float(fields[b"expires"])
+            sealed = fields[b"sealed"]
+            salt = fields.get(b"salt")
+            argon2 = None
+            if salt is not None:
+                argon2 = Argon2Params(
+                    time_cost=int(fields[b"a2t"]),
+                    memory_kib=int(fields[b"a2m"]),
+                    parallelism=int(fields[b"a2p"]),
+                )
+            tries = int(fields.get(b"tries", b"0"))
+            revoke_id = fields.get(b"rid", b"")
+        except (KeyError, ValueError, UnicodeDecodeError) as error:
+            raise CorruptRecord(f"unreadable field: {type(error).__name__}") from None
+        problems = [
+            what
+            for what, bad in (
+                ("version", version not in (1, RECORD_VERSION)),
+                ("kind", kind not in SHARE_KINDS),
+                ("size", not 0 <= size <= MAX_SHARE_BYTES),
+                ("text size", kind == "text" and size > MAX_TEXT_SHARE_BYTES),
+                ("times", not (math.isfinite(created_at) and math.isfinite(expires_at))),
+                ("envelope", not 0 < len(sealed) <= MAX_SEALED_ENVELOPE_BYTES),
+                ("salt", salt is not None and len(salt) != SALT_BYTES),
+                ("argon2", argon2 is not None and not argon2.within_bounds),
+                ("tries", not 0 <= tries <= MAX_PASSWORD_TRIES),
+                ("revoke id", bool(revoke_id) and not _REVOKE_ID.fullmatch(revoke_id)),
             )
+            if bad
+        ]
+        if problems:
+            raise CorruptRecord("out of bounds: " + ", ".join(problems))
         return cls(
             share_id=share_id,
-            kind=fields[b"kind"].decode(),
-            size=int(fields[b"size"]),
-            created_at=float(fields[b"created"]),
-            expires_at=float(fields[b"expires"]),
-            sealed_envelope=fields[b"sealed"],
+            kind=cast(ShareKind, kind),
+            size=size,
+            created_at=created_at,
+            expires_at=expires_at,
+            sealed_envelope=sealed,
             salt=salt,
             argon2=argon2,
-            tries=int(fields.get(b"tries", b"0")),
-            revoke_id=fields.get(b"rid", b"").decode(),
+            tries=tries,
+            revoke_id=revoke_id.decode("ascii"),
         )
 
 
@@ -227,7 +351,9 @@ class MetadataStore:
         self.tombstone_seconds = tombstone_seconds
         self._create = redis.register_script(_CREATE)
         self._claim = redis.register_script(_CLAIM)
-        self._fail_attempt = redis.register_script(_FAIL_ATTEMPT)
+        self._reserve_check = redis.register_script(_RESERVE_CHECK)
+        self._settle_wrong = redis.register_script(_SETTLE_WRONG)
+        self._release_check = redis.register_script(_RELEASE_CHECK)
         self._sweep_expired = redis.register_script(_SWEEP_EXPIRED)
         self._count = redis.register_script(_COUNT)
         self._release_lock = redis.register_script(_RELEASE_LOCK)
@@ -287,6 +413,7 @@ class MetadataStore:
         )
 
     async def get(self, share_id: str) -> ShareRecord | None:
+        """The live record, None when there is none; ``CorruptRecord`` when unreadable."""
         fields = cast(dict[bytes, bytes], await self.redis.hgetall(self.share_key(share_id)))
         if not fields:
             return None
@@ -303,16 +430,57 @@ class MetadataStore:
         return cast(GoneReason, reason.decode())
 
     async def claim(self, share_id: str, reason: GoneReason = "downloaded") -> bool:
-        """Consume the share; True for exactly one caller."""
+        """End the share (downloaded, revoked or lost); True for exactly one caller."""
         counter, event = _ENDINGS[reason]
-        keys = [self.share_key(share_id), self.gone_key(share_id)]
-        args = [reason, self.tombstone_seconds, share_id, counter, event]
-        return bool(await self._claim(keys=keys, args=args))
+        args: list[str | int] = [share_id, reason, self.tombstone_seconds, counter, event]
+        return bool(await self._claim(keys=[], args=args))
 
-    async def record_failed_attempt(self, share_id: str, max_tries: int) -> int:
-        keys = [self.share_key(share_id), self.gone_key(share_id)]
-        args: list[str | int] = [max_tries, self.tombstone_seconds, share_id]
-        return int(await self._fail_attempt(keys=keys, args=args))
+    # --- password checks in flight ---
+
+    async def reserve_check(
+        self, share_id: str, max_tries: int, lease_seconds: float
+    ) -> CheckReservation:
+        """Reserve the right to evaluate one password guess, before Argon2 runs."""
+        lease = secrets.token_hex(8)
+        args: list[str | int] = [
+            share_id,
+            max_tries,
+            lease,
+            max(1, int(lease_seconds * 1000)),
+            self.tombstone_seconds,
+        ]
+        answer = int(await self._reserve_check(keys=[], args=args))
+        return CheckReservation(share_id, lease if answer > 0 else None, answer)
+
+    async def settle_wrong(self, check: CheckReservation, max_tries: int) -> int:
+        """Count an evaluated wrong guess: tries left, 0 if it destroyed the share, -1 if gone."""
+        assert check.lease is not None
+        args: list[str | int] = [check.share_id, max_tries, self.tombstone_seconds, check.lease]
+        return int(await self._settle_wrong(keys=[], args=args))
+
+    async def release_check(self, check: CheckReservation) -> bool:
+        """Give the reserved try back; True if the share still exists at that moment."""
+        assert check.lease is not None
+        return bool(await self._release_check(keys=[], args=[check.share_id, check.lease]))
+
+    # --- tickets (the unlock proof) ---
+
+    @staticmethod
+    def ticket_key(purpose: str, ticket_id: str) -> str:
+        return f"{PREFIX}ticket:{purpose}:{ticket_id}"
+
+    async def store_ticket(
+        self, purpose: str, ticket_id: str, share_id: str, sealed: bytes, ttl_seconds: int
+    ) -> None:
+        value = share_id.encode("ascii") + sealed
+        await self.redis.set(self.ticket_key(purpose, ticket_id), value, ex=ttl_seconds)
+
+    async def take_ticket(self, purpose: str, ticket_id: str) -> tuple[str, bytes] | None:
+        """The share id and sealed payload of a ticket, which is deleted in the same step."""
+        value = cast(bytes | None, await self.redis.getdel(self.ticket_key(purpose, ticket_id)))
+        if value is None or len(value) <= 32:
+            return None
+        return value[:32].decode("ascii", errors="replace"), value[32:]
 
     async def sweep_expired(self) -> int:
         """Count and unindex shares whose TTL ran out (Redis deletes them silently)."""

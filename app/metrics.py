@@ -34,6 +34,11 @@ LATENCY = Histogram(
 TRANSFERRED = Counter(
     "ots_transfer_bytes_total", "File and message bytes stored or served", ["direction"]
 )
+PASSWORD_CHECKS = Counter(
+    "ots_password_checks_total",
+    "Share passwords evaluated with Argon2id, by outcome (right or wrong)",
+    ["outcome"],
+)
 JANITOR_RUNS = Counter("ots_janitor_runs_total", "Janitor passes completed")
 
 

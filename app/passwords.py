@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TypeVar
@@ -33,21 +33,45 @@ def _lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
 
 
-class Argon2Pool:
-    def __init__(self, max_concurrent: int) -> None:
-        # The pool's size is the bound: further calls wait in its queue, and a caller
-        # cancelled while waiting takes its call out of the queue.
-        self._executor = ThreadPoolExecutor(
-            max_workers=max_concurrent, thread_name_prefix="argon2", initializer=_lower_priority
-        )
+class Argon2Turn:
+    """A hashing thread that is this caller's alone until the turn ends."""
+
+    def __init__(self, executor: ThreadPoolExecutor) -> None:
+        self._executor = executor
 
     async def hash(self, params: Argon2Params, password: bytes, salt: bytes) -> bytes:
         return await self.run(params.hash, password, salt)
 
     async def run(self, function: Callable[..., T], *arguments: object) -> T:
-        """Run any Argon2 work (hashing, verifying) in a pool thread, a bounded number at once."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, partial(function, *arguments))
+
+
+class Argon2Pool:
+    def __init__(self, max_concurrent: int) -> None:
+        # Callers wait for a turn here, not in the executor's queue: whoever holds a turn
+        # starts hashing at once. That lets a share's password check reserve its try in
+        # Redis only when its hash is about to run, so the reservation is held for the
+        # hash alone and not for the wait in line. A caller cancelled while waiting
+        # simply leaves the line.
+        self._turns = asyncio.Semaphore(max_concurrent)
+        self._executor = ThreadPoolExecutor(
+            max_workers=max_concurrent, thread_name_prefix="argon2", initializer=_lower_priority
+        )
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[Argon2Turn]:
+        async with self._turns:
+            yield Argon2Turn(self._executor)
+
+    async def hash(self, params: Argon2Params, password: bytes, salt: bytes) -> bytes:
+        async with self.turn() as turn:
+            return await turn.hash(params, password, salt)
+
+    async def run(self, function: Callable[..., T], *arguments: object) -> T:
+        """Run any Argon2 work (hashing, verifying) in a pool thread, a bounded number at once."""
+        async with self.turn() as turn:
+            return await turn.run(function, *arguments)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

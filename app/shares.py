@@ -7,12 +7,13 @@ nothing about HTTP. Routes parse the request, call in here, and render.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 import redis.exceptions
 
@@ -22,6 +23,7 @@ from .crypto import DecryptionError, Envelope, InvalidToken
 from .errors import (
     GoneReason,
     InvalidInput,
+    PasswordCheckBusy,
     PasswordRequired,
     ShareDestroyed,
     ShareError,
@@ -31,16 +33,30 @@ from .errors import (
     WrongPassword,
 )
 from .formatting import human_bytes
-from .metadata import MetadataStore, ShareRecord
+from .metadata import (
+    SALT_BYTES,
+    CheckReservation,
+    CorruptRecord,
+    MetadataStore,
+    ShareKind,
+    ShareRecord,
+)
 from .passwords import Argon2Pool
 from .storage import INLINE_IO_BYTES, BlobSink, BlobSource, BlobStore
 
 log = logging.getLogger(__name__)
 
-ShareKind = Literal["file", "text"]
 T = TypeVar("T")
-SALT_BYTES = 16
 BATCH_CHUNKS = 16  # 16 x 64 KiB: crypto and disk work in 1 MiB batches
+MIN_UPLOAD_BUFFER = 64 * 1024
+# A reserved password check lapses after this if its worker dies mid-Argon2. A hash
+# takes at most seconds within the Argon2 bounds (crypto.ARGON2_MAX_*), and the try
+# is reserved only once a hashing thread is free, so this is never reached by a
+# check that is still running.
+CHECK_LEASE_SECONDS = 30.0
+UNLOCK_PURPOSE = "unlock"
+# How long the proof of a checked password may wait for the download form it is in.
+UNLOCK_PROOF_SECONDS = 300
 
 
 def batch_chunks_for(size: int | None) -> int:
@@ -155,7 +171,7 @@ class ShareService:
 
     async def inspect(self, token_text: str) -> ShareView:
         token, share_id = _parse_token(token_text)
-        return self._view(token, await self._live_record(share_id))
+        return await self._view(token, await self._live_record(share_id))
 
     async def status(self, token_text: str) -> ShareStatus:
         """Live or gone, without raising for gone: countdowns must flip to a final state."""
@@ -164,94 +180,145 @@ class ShareService:
         except ShareGone as gone:
             return ShareStatus(live=None, gone_reason=gone.reason)
 
-    async def unlock(self, token_text: str, password: str | None) -> ShareView:
-        """Check a password without consuming the share; wrong ones count as usual."""
+    async def unlock(self, token_text: str, password: str | None) -> Unlocked:
+        """Check a password without consuming the share; wrong ones count as usual.
+
+        A right password earns a single-use unlock proof that the download form carries
+        instead of the password (see ``claim``).
+        """
         token, share_id = _parse_token(token_text)
         record = await self._live_record(share_id)
-        await self._unseal(token, record, password)
-        return self._view(token, record)
+        if not record.protected:
+            return Unlocked(await self._view(token, record), proof=None)
+        check = await self._check_password(token, record, password)
+        try:
+            if not await self.metadata.release_check(check.reservation):
+                # Right, but the share ended while the password was being checked: the
+                # same answer as every other guess that lost that race.
+                raise ShareGone(await self.metadata.gone_reason(share_id))
+            proof = await self._issue_unlock_proof(share_id, check.password_hash)
+        finally:
+            await asyncio.shield(self._release_quietly(check.reservation))
+        return Unlocked(_share_view(record, None, self.settings), proof=proof)
 
-    def _view(self, token: bytes, record: ShareRecord) -> ShareView:
+    async def _view(self, token: bytes, record: ShareRecord) -> ShareView:
         name = None
         if not record.protected:
-            name = self._open_envelope(token, record, None).name
-        return self._share_view(record, name)
-
-    def _share_view(self, record: ShareRecord, name: str | None) -> ShareView:
-        return ShareView(
-            share_id=record.share_id,
-            kind=_kind(record.kind),
-            size=record.size,
-            protected=record.protected,
-            expires_at=record.expires_at,
-            tries_left=self.settings.max_password_tries - record.tries,
-            name=name,
-        )
+            name = (await self._open_envelope(token, record, None)).name
+        return _share_view(record, name, self.settings)
 
     # --- the one-time download ---
 
-    async def claim(self, token_text: str, password: str | None) -> Download:
-        """Check the password, claim the share atomically and return its decrypted stream.
+    async def claim(
+        self, token_text: str, password: str | None, unlock_proof: str | None = None
+    ) -> Download:
+        """Check the password (or redeem an unlock proof), verify the blob's first batch,
+        claim the share atomically and return its decrypted stream.
 
         After this returns the share no longer exists in Redis; the blob is
         deleted when the stream ends, completed or not.
         """
         token, share_id = _parse_token(token_text)
         record = await self._live_record(share_id)
-        envelope = await self._unseal(token, record, password)
-        reader, opener = await self._open_blob(envelope, record)
+        reservation: CheckReservation | None = None
         try:
-            won = await self.metadata.claim(share_id)
-        except BaseException:
-            reader.close()
-            raise
+            if not record.protected:
+                envelope = await self._open_envelope(token, record, None)
+            elif unlock_proof and not password:
+                envelope = await self._redeem_unlock_proof(token, record, unlock_proof)
+            else:
+                check = await self._check_password(token, record, password)
+                envelope, reservation = check.envelope, check.reservation
+            stream = await self._verified_stream(envelope, record)
+            try:
+                won = await self.metadata.claim(share_id)
+            except BaseException:
+                stream.close_unclaimed()
+                raise
+        finally:
+            if reservation is not None:
+                # The claim already dropped the lease with the record; after a failure
+                # this gives the try back.
+                await asyncio.shield(self._release_quietly(reservation))
         if not won:
-            reader.close()
+            stream.close_unclaimed()
             raise ShareGone(await self.metadata.gone_reason(share_id))
         logs.event("downloaded", share_id, kind=record.kind, size=record.size)
         metrics.TRANSFERRED.labels("out").inc(record.size)
         return Download(
-            kind=_kind(record.kind),
+            kind=record.kind,
             name=envelope.name,
             content_type=envelope.content_type,
             size=record.size,
-            chunks=PlaintextStream(reader, opener, self.blobs, share_id, record.size),
+            chunks=stream,
         )
 
     async def read_text(self, download: Download) -> str:
-        """The message of a claimed text share (small by construction), its blob deleted."""
+        """The message of a claimed text share, its blob deleted.
+
+        Its whole blob was decrypted and verified before the claim, so this cannot fail
+        half-way through a page.
+        """
         try:
             data = b"".join([piece async for piece in download.chunks])
         finally:
             await download.chunks.aclose()
         return data.decode("utf-8", errors="replace")
 
-    async def _unseal(self, token: bytes, record: ShareRecord, password: str | None) -> Envelope:
-        """Open the envelope, checking and counting the password for protected shares."""
-        password_hash = None
-        if record.protected:
-            password_hash = await self._password_hash(record, password)
-        try:
-            return self._open_envelope(token, record, password_hash)
-        except WrongPassword:
-            raise await self._failed_attempt(record) from None
+    # --- passwords ---
 
-    async def _password_hash(self, record: ShareRecord, password: str | None) -> bytes:
+    async def _check_password(
+        self, token: bytes, record: ShareRecord, password: str | None
+    ) -> PasswordCheck:
+        """Evaluate one guess under a reserved try; raise for a wrong one (counted).
+
+        The try is reserved in Redis before Argon2 runs and only if the tries already
+        made plus the checks in flight leave room, so however many guesses arrive at
+        once, at most ``max_password_tries`` are ever evaluated.
+        """
         assert record.salt is not None and record.argon2 is not None
-        tries_left = self.settings.max_password_tries - record.tries
+        max_tries = self.settings.max_password_tries
         if not password:
             what = "message" if record.kind == "text" else "file"
             raise PasswordRequired(
-                f"This {what} is protected. Enter the password to open it.", tries_left
+                f"This {what} is protected. Enter the password to open it.",
+                _tries_left(record, self.settings),
             )
         encoded = self.validate_password(password)
-        return await self.argon2.hash(record.argon2, encoded, record.salt)
+        async with self.argon2.turn() as turn:
+            reservation = await self.metadata.reserve_check(
+                record.share_id, max_tries, CHECK_LEASE_SECONDS
+            )
+            if reservation.share_gone:
+                raise ShareGone(await self.metadata.gone_reason(record.share_id))
+            if not reservation.reserved:
+                raise PasswordCheckBusy(
+                    "Another attempt at this password is being checked right now. "
+                    "Wait a second and try again."
+                )
+            try:
+                password_hash = await turn.hash(record.argon2, encoded, record.salt)
+            except BaseException:
+                await asyncio.shield(self._release_quietly(reservation))
+                raise
+        try:
+            envelope = crypto.open_envelope(
+                crypto.key_encryption_key(token, password_hash),
+                record.share_id,
+                record.sealed_envelope,
+                _binding(record),
+            )
+        except DecryptionError:
+            metrics.PASSWORD_CHECKS.labels("wrong").inc()
+            raise await self._failed_attempt(record, reservation) from None
+        metrics.PASSWORD_CHECKS.labels("right").inc()
+        return PasswordCheck(envelope, password_hash, reservation)
 
-    async def _failed_attempt(self, record: ShareRecord) -> ShareError:
+    async def _failed_attempt(
+        self, record: ShareRecord, reservation: CheckReservation
+    ) -> ShareError:
         """Count a wrong password and say what it cost."""
-        left = await self.metadata.record_failed_attempt(
-            record.share_id, self.settings.max_password_tries
-        )
+        left = await self.metadata.settle_wrong(reservation, self.settings.max_password_tries)
         logs.event("wrong_password", record.share_id, tries_left=max(0, left))
         if left < 0:
             return ShareGone(await self.metadata.gone_reason(record.share_id))
@@ -267,17 +334,64 @@ class ShareService:
             f"Wrong password. {left} {plural} left before the share is destroyed.", left
         )
 
+    async def _release_quietly(self, reservation: CheckReservation) -> None:
+        """Give a reserved try back; if Redis is unreachable the lease lapses on its own."""
+        try:
+            await self.metadata.release_check(reservation)
+        except (redis.exceptions.RedisError, OSError):
+            log.warning("could not release a password check of %s", reservation.share_id[:8])
+
+    async def _issue_unlock_proof(self, share_id: str, password_hash: bytes) -> str:
+        ticket = crypto.new_token()
+        sealed = crypto.seal_ticket(ticket, UNLOCK_PURPOSE, share_id, password_hash)
+        await self.metadata.store_ticket(
+            UNLOCK_PURPOSE,
+            crypto.ticket_id(ticket, UNLOCK_PURPOSE),
+            share_id,
+            sealed,
+            UNLOCK_PROOF_SECONDS,
+        )
+        return crypto.encode_token(ticket)
+
+    async def _redeem_unlock_proof(
+        self, token: bytes, record: ShareRecord, proof_text: str
+    ) -> Envelope:
+        """The envelope, opened with the Argon2 output an unlock proof carries; single use."""
+        expired = PasswordRequired(
+            "The password check has expired. Enter the password again.",
+            _tries_left(record, self.settings),
+        )
+        try:
+            ticket = crypto.decode_token(proof_text)
+        except InvalidToken:
+            raise expired from None
+        taken = await self.metadata.take_ticket(
+            UNLOCK_PURPOSE, crypto.ticket_id(ticket, UNLOCK_PURPOSE)
+        )
+        if taken is None or taken[0] != record.share_id:
+            raise expired
+        try:
+            password_hash = crypto.open_ticket(ticket, UNLOCK_PURPOSE, record.share_id, taken[1])
+            return crypto.open_envelope(
+                crypto.key_encryption_key(token, password_hash),
+                record.share_id,
+                record.sealed_envelope,
+                _binding(record),
+            )
+        except DecryptionError:
+            raise expired from None
+
     # --- revoking, by the uploader ---
 
     async def revoke_status(self, revoke_text: str) -> ShareStatus:
         share_id = await self._revoked_share_id(revoke_text)
         if share_id is None:
             return ShareStatus(live=None, gone_reason="unknown")
-        record = await self.metadata.get(share_id)
+        record = await self._record(share_id)
         if record is None:
             return ShareStatus(live=None, gone_reason=await self.metadata.gone_reason(share_id))
         # The revoke page has no share link at hand, so no name: the view stays anonymous.
-        return ShareStatus(live=self._share_view(record, None), gone_reason=None)
+        return ShareStatus(live=_share_view(record, None, self.settings), gone_reason=None)
 
     async def revoke(self, revoke_text: str) -> ShareStatus:
         """Destroy a share before anyone downloads it; says what happened if it was already gone."""
@@ -311,15 +425,20 @@ class ShareService:
             raise ShareNotFound("This revoke link is not valid.") from None
         return crypto.revoke_id_for(revoke_token)
 
-    async def _open_blob(
-        self, envelope: Envelope, record: ShareRecord
-    ) -> tuple[BlobSource, crypto.StreamOpener]:
-        """Open and check the blob before claiming, so a damaged one is found first."""
+    # --- the blob, checked before the claim ---
+
+    async def _verified_stream(self, envelope: Envelope, record: ShareRecord) -> PlaintextStream:
+        """Open the blob and decrypt its first batch (a message: all of it) before the claim.
+
+        A blob that is missing, cut, or fails authentication where it starts is found
+        here, while an honest answer is still possible: the share ends as lost instead of
+        being used up by a download that would break off. Damage further into a large
+        file can only show as a connection cut short once the headers are out.
+        """
         try:
             reader = await self.blobs.open(record.share_id)
         except FileNotFoundError:
-            log.error("blob missing for a live share %s", record.share_id[:8])
-            raise ShareGone("lost") from None
+            raise await self._lose(record.share_id, "blob missing") from None
         try:
             header = await reader.process(crypto.BLOB_HEADER_BYTES, bytes)
             opener = crypto.StreamOpener(
@@ -331,11 +450,28 @@ class ShareService:
             )
             if opener.plaintext_size != record.size:
                 raise DecryptionError("blob size does not match the record")
-        except DecryptionError:
+            stream = PlaintextStream(reader, opener, self.blobs, record.share_id, record.size)
+            await stream.prefetch(everything=record.kind == "text")
+        except DecryptionError as error:
             reader.close()
-            log.error("blob for share %s is damaged", record.share_id[:8])
-            raise ShareGone("lost") from None
-        return reader, opener
+            raise await self._lose(record.share_id, str(error)) from None
+        except BaseException:
+            reader.close()
+            raise
+        return stream
+
+    async def _lose(self, share_id: str, why: str) -> ShareGone:
+        """End a share whose stored data cannot be read, atomically, and say so.
+
+        If something else ended it first (a download that won, a revoke), the answer is
+        the reason stored then, like every other request that lost that race.
+        """
+        if not await self.metadata.claim(share_id, reason="lost"):
+            return ShareGone(await self.metadata.gone_reason(share_id))
+        log.error("share %s is lost: %s", share_id[:8], why)
+        logs.event("lost", share_id, why=why)
+        await self._delete_blob(share_id)
+        return ShareGone("lost")
 
     # --- destroying ---
 
@@ -344,31 +480,76 @@ class ShareService:
 
     # --- helpers ---
 
+    async def _record(self, share_id: str) -> ShareRecord | None:
+        """The live record, or None; an unreadable one ends the share as lost."""
+        try:
+            return await self.metadata.get(share_id)
+        except CorruptRecord as error:
+            await self._lose(share_id, f"record {error}")
+            return None
+
     async def _live_record(self, share_id: str) -> ShareRecord:
-        record = await self.metadata.get(share_id)
+        record = await self._record(share_id)
         if record is None:
             raise ShareGone(await self.metadata.gone_reason(share_id))
         return record
 
-    def _open_envelope(
+    async def _open_envelope(
         self, token: bytes, record: ShareRecord, password_hash: bytes | None
     ) -> Envelope:
+        """The envelope of an unprotected share; one that does not open is lost."""
         kek = crypto.key_encryption_key(token, password_hash)
         try:
-            return crypto.open_envelope(kek, record.share_id, record.sealed_envelope)
+            return crypto.open_envelope(
+                kek, record.share_id, record.sealed_envelope, _binding(record)
+            )
         except DecryptionError:
-            if record.protected:
-                raise WrongPassword("Wrong password.", 0) from None
-            log.error("envelope of unprotected share %s does not open", record.share_id[:8])
-            raise ShareGone("lost") from None
+            raise await self._lose(record.share_id, "envelope does not open") from None
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordCheck:
+    """A right password: the envelope it opened, the Argon2 output, and the reserved try."""
+
+    envelope: Envelope
+    password_hash: bytes
+    reservation: CheckReservation
+
+
+@dataclass(frozen=True, slots=True)
+class Unlocked:
+    view: ShareView
+    proof: str | None  # None for an unprotected share: its download form needs none
+
+
+def _binding(record: ShareRecord) -> crypto.EnvelopeBinding:
+    return crypto.EnvelopeBinding(record.kind, record.size, record.argon2)
+
+
+def _tries_left(record: ShareRecord, settings: Settings) -> int:
+    return max(0, settings.max_password_tries - record.tries)
+
+
+def _share_view(record: ShareRecord, name: str | None, settings: Settings) -> ShareView:
+    return ShareView(
+        share_id=record.share_id,
+        kind=record.kind,
+        size=record.size,
+        protected=record.protected,
+        expires_at=record.expires_at,
+        tries_left=_tries_left(record, settings),
+        name=name,
+    )
 
 
 class PlaintextStream:
     """The decrypted file, in 1 MiB batches, reading the next while the last is sent.
 
-    ``aclose`` (called by Quart when the response ends, completed or not)
-    deletes the blob. If the response never starts, the share is already
-    claimed, so the janitor removes the orphaned blob on its next pass.
+    The first batch (or, for a message, every batch) is read and verified by
+    ``prefetch`` before the share is claimed. ``aclose`` (called by Quart when the
+    response ends, completed or not) deletes the blob. If the response never starts,
+    the share is already claimed, so the janitor removes the orphaned blob on its next
+    pass.
     """
 
     def __init__(
@@ -384,13 +565,34 @@ class PlaintextStream:
         self._blobs = blobs
         self._share_id = share_id
         self._size = size
+        self._ready: collections.deque[bytes] = collections.deque()
         self._pending: asyncio.Future[bytes] | None = None
         self._closed = False
+
+    async def prefetch(self, *, everything: bool) -> None:
+        """Decrypt the first batch, or all of them; raises ``DecryptionError`` on damage."""
+        while True:
+            self._ready.append(
+                await self._reader.process(self._opener.batch_ciphertext_bytes, self._decrypt)
+            )
+            if self._opener.finished or not everything:
+                return
+
+    def close_unclaimed(self) -> None:
+        """Let go of the blob without deleting it: the share was not claimed by us."""
+        self._closed = True
+        self._ready.clear()
+        self._reader.close()
 
     def __aiter__(self) -> PlaintextStream:
         return self
 
     async def __anext__(self) -> bytes:
+        if self._ready:
+            data = self._ready.popleft()
+            if not self._ready and not self._closed and not self._opener.finished:
+                self._pending = self._read_ahead()
+            return data
         if self._pending is None:
             if self._closed or self._opener.finished:
                 await self.aclose()
@@ -422,6 +624,7 @@ class PlaintextStream:
         if self._closed:
             return
         self._closed = True
+        self._ready.clear()
         pending, self._pending = self._pending, None
         # A read may still be under way: close and delete once it is done.
         if pending is None or pending.done():
@@ -477,8 +680,11 @@ class Upload:
         self._sealer = crypto.StreamSealer(
             self._file_key, share_id, crypto.DEFAULT_CHUNK_SIZE, batch_chunks
         )
-        # One fixed input buffer: a growing bytearray reallocates on the hot path.
-        self._buffer = bytearray(self._sealer.batch_bytes)
+        # The input buffer grows (doubling) to one batch and then stays: an upload that
+        # sends a few bytes and stalls holds kilobytes, not the 3 MiB of a full pipeline,
+        # and a fast one reallocates only a few times at its start.
+        self._batch_bytes = self._sealer.batch_bytes
+        self._buffer = bytearray()
         self._filled = 0
         self._writing: asyncio.Future[None] | None = None
         self._header_written = False
@@ -491,15 +697,29 @@ class Upload:
         if self.size > self._settings.max_upload_bytes:
             raise UploadTooLarge(self._service.too_large_message)
         view = memoryview(data)
-        capacity = len(self._buffer)
         while view:
             # A full buffer goes out only once more data proves it is not the last.
-            if self._filled == capacity:
+            if self._filled == self._batch_bytes:
                 await self._seal_batch(final=False)
-            count = min(len(view), capacity - self._filled)
+            count = min(len(view), self._batch_bytes - self._filled)
+            self._make_room(self._filled + count)
             self._buffer[self._filled : self._filled + count] = view[:count]
             self._filled += count
             view = view[count:]
+
+    def _make_room(self, needed: int) -> None:
+        if needed <= len(self._buffer):
+            return
+        grown = bytearray(
+            min(self._batch_bytes, max(needed, 2 * len(self._buffer), MIN_UPLOAD_BUFFER))
+        )
+        grown[: self._filled] = self._buffer[: self._filled]
+        self._buffer = grown
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Memory this upload's buffers hold now (input and sealed output)."""
+        return len(self._buffer) + self._sealer.buffered_bytes
 
     async def _keep_marked(self) -> None:
         """Keep the upload mark alive while this process works on the upload, however slow."""
@@ -556,6 +776,7 @@ class Upload:
         salt = argon2 = password_hash = None
         if password_bytes:
             salt = os.urandom(SALT_BYTES)
+            assert self._settings.argon2.within_bounds  # validated with the settings
             argon2 = self._settings.argon2
             password_hash = await service.argon2.hash(argon2, password_bytes, salt)
         kek = crypto.key_encryption_key(self._token, password_hash)
@@ -563,6 +784,7 @@ class Upload:
             kek,
             self.share_id,
             Envelope(file_key=self._file_key, name=name, content_type=content_type),
+            crypto.EnvelopeBinding(kind, self.size, argon2),
         )
         now = time.time()
         revoke_token = crypto.new_token()

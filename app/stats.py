@@ -21,6 +21,7 @@ COUNTERS = (
     "destroyed",
     "expired",
     "revoked",
+    "lost",
     "rate_limited",
     "cli_blocked",
 )

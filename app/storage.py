@@ -146,17 +146,31 @@ class _PartFile:
 
 
 class LocalSink:
-    def __init__(self, part: _PartFile) -> None:
-        self._part = part
+    """The ``.part`` file is created by the first write, so an upload that never sends a
+    whole batch (a stalled client) holds no file at all."""
+
+    def __init__(self, store: LocalBlobStore, share_id: str, expected_bytes: int | None) -> None:
+        self._store = store
+        self._share_id = share_id
+        self._expected_bytes = expected_bytes
+        self._part: _PartFile | None = None
+
+    async def _file(self) -> _PartFile:
+        if self._part is None:
+            self._part = await file_io(self._expected_bytes, _PartFile, self._store, self._share_id)
+        return self._part
 
     async def write(self, *pieces: bytes | bytearray | memoryview) -> None:
-        await file_io(sum(len(piece) for piece in pieces), self._part.write, pieces)
+        part = await self._file()
+        await file_io(sum(len(piece) for piece in pieces), part.write, pieces)
 
     async def commit(self) -> None:
-        await file_io(self._part.bytes_written, self._part.commit)
+        part = await self._file()  # an empty file still needs its (header-only) blob
+        await file_io(part.bytes_written, part.commit)
 
     async def discard(self) -> None:
-        await file_io(self._part.bytes_written, self._part.discard)
+        if self._part is not None:
+            await file_io(self._part.bytes_written, self._part.discard)
 
 
 class LocalSource:
@@ -215,7 +229,7 @@ class LocalBlobStore:
             raise StorageFull(DISK_FULL_MESSAGE)
 
     async def start(self, share_id: str, expected_bytes: int | None) -> LocalSink:
-        return LocalSink(await file_io(expected_bytes, _PartFile, self, share_id))
+        return LocalSink(self, share_id, expected_bytes)
 
     async def open(self, share_id: str) -> LocalSource:
         return LocalSource(self.blob_path(share_id))

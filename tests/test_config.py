@@ -199,17 +199,18 @@ OUT_OF_RANGE = [
     ("OTS_WORKERS", "257"),
     ("OTS_MAX_UPLOAD_BYTES", "0"),
     ("OTS_MAX_UPLOAD_BYTES", "-5"),
+    ("OTS_MAX_UPLOAD_BYTES", str(1024**4 + 1)),
     ("OTS_DEFAULT_EXPIRY", "0"),
     ("OTS_MAX_EXPIRY", "0"),
     ("OTS_MAX_PASSWORD_TRIES", "0"),
     ("OTS_MAX_PASSWORD_TRIES", "1001"),
     ("OTS_MIN_FREE_BYTES", "-1"),
     ("OTS_ARGON2_TIME_COST", "0"),
-    ("OTS_ARGON2_TIME_COST", "101"),
+    ("OTS_ARGON2_TIME_COST", "11"),
     ("OTS_ARGON2_MEMORY_KIB", "31"),
-    ("OTS_ARGON2_MEMORY_KIB", str(4 * 1024 * 1024 + 1)),
+    ("OTS_ARGON2_MEMORY_KIB", str(1024 * 1024 + 1)),
     ("OTS_ARGON2_PARALLELISM", "0"),
-    ("OTS_ARGON2_PARALLELISM", "65"),
+    ("OTS_ARGON2_PARALLELISM", "17"),
     ("OTS_ARGON2_MAX_CONCURRENT", "0"),
     ("OTS_ARGON2_MAX_CONCURRENT", "65"),
     ("OTS_TOMBSTONE_SECONDS", "0"),
@@ -253,13 +254,12 @@ def test_settings_accept_range_edges(
 def test_argon2_edges_accepted(base_env: dict[str, str]) -> None:
     settings = load(
         base_env,
-        OTS_ARGON2_TIME_COST="100",
-        OTS_ARGON2_MEMORY_KIB=str(4 * 1024 * 1024),
-        OTS_ARGON2_PARALLELISM="64",
+        OTS_ARGON2_TIME_COST="10",
+        OTS_ARGON2_MEMORY_KIB=str(1024 * 1024),
+        OTS_ARGON2_PARALLELISM="16",
     )
-    assert settings.argon2 == Argon2Params(
-        time_cost=100, memory_kib=4 * 1024 * 1024, parallelism=64
-    )
+    assert settings.argon2 == Argon2Params(time_cost=10, memory_kib=1024 * 1024, parallelism=16)
+    assert settings.argon2.within_bounds  # records are read back against the same bounds
     low = load(base_env, OTS_ARGON2_MEMORY_KIB="32", OTS_ARGON2_PARALLELISM="4")
     assert low.argon2.memory_kib == 32
 

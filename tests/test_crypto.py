@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from app.crypto import (
     BLOB_HEADER_BYTES,
@@ -19,6 +21,7 @@ from app.crypto import (
     Argon2Params,
     DecryptionError,
     Envelope,
+    EnvelopeBinding,
     InvalidToken,
     StreamOpener,
     StreamSealer,
@@ -31,14 +34,18 @@ from app.crypto import (
     new_token,
     open_bytes,
     open_envelope,
+    open_ticket,
     seal_bytes,
     seal_envelope,
+    seal_ticket,
     share_id_for,
+    ticket_id,
 )
 
 SMALL_CHUNK = 1024
 BASE64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 TINY_ARGON2 = Argon2Params(time_cost=1, memory_kib=64, parallelism=1)
+BINDING = EnvelopeBinding("file", 1234, None)
 
 
 @pytest.fixture
@@ -228,27 +235,32 @@ def envelope() -> Envelope:
 
 def test_envelope_round_trip(envelope: Envelope, share_id: str) -> None:
     kek = key_encryption_key(new_token(), None)
-    sealed = seal_envelope(kek, share_id, envelope)
+    sealed = seal_envelope(kek, share_id, envelope, BINDING)
     assert envelope.name.encode("utf-8") not in sealed
     assert envelope.file_key not in sealed
-    opened = open_envelope(kek, share_id, sealed)
+    opened = open_envelope(kek, share_id, sealed, BINDING)
     assert opened == envelope
 
 
 def test_envelope_round_trip_with_password(envelope: Envelope, share_id: str) -> None:
     kek = key_encryption_key(new_token(), TINY_ARGON2.hash(b"pw", b"saltsaltsaltsalt"))
-    assert open_envelope(kek, share_id, seal_envelope(kek, share_id, envelope)) == envelope
+    assert (
+        open_envelope(kek, share_id, seal_envelope(kek, share_id, envelope, BINDING), BINDING)
+        == envelope
+    )
 
 
 def test_envelope_sealing_uses_a_fresh_nonce(envelope: Envelope, share_id: str) -> None:
     kek = key_encryption_key(new_token(), None)
-    assert seal_envelope(kek, share_id, envelope) != seal_envelope(kek, share_id, envelope)
+    assert seal_envelope(kek, share_id, envelope, BINDING) != seal_envelope(
+        kek, share_id, envelope, BINDING
+    )
 
 
 def test_envelope_does_not_open_with_another_tokens_kek(envelope: Envelope, share_id: str) -> None:
-    sealed = seal_envelope(key_encryption_key(new_token(), None), share_id, envelope)
+    sealed = seal_envelope(key_encryption_key(new_token(), None), share_id, envelope, BINDING)
     with pytest.raises(DecryptionError):
-        open_envelope(key_encryption_key(new_token(), None), share_id, sealed)
+        open_envelope(key_encryption_key(new_token(), None), share_id, sealed, BINDING)
 
 
 def test_envelope_does_not_open_with_another_password(envelope: Envelope, share_id: str) -> None:
@@ -256,38 +268,105 @@ def test_envelope_does_not_open_with_another_password(envelope: Envelope, share_
     salt = os.urandom(16)
     right = key_encryption_key(token, TINY_ARGON2.hash(b"right", salt))
     wrong = key_encryption_key(token, TINY_ARGON2.hash(b"wrong", salt))
-    sealed = seal_envelope(right, share_id, envelope)
+    sealed = seal_envelope(right, share_id, envelope, BINDING)
     with pytest.raises(DecryptionError):
-        open_envelope(wrong, share_id, sealed)
+        open_envelope(wrong, share_id, sealed, BINDING)
     # Nor without the password at all.
     with pytest.raises(DecryptionError):
-        open_envelope(key_encryption_key(token, None), share_id, sealed)
+        open_envelope(key_encryption_key(token, None), share_id, sealed, BINDING)
 
 
 def test_envelope_does_not_open_under_another_share_id(envelope: Envelope, share_id: str) -> None:
     kek = key_encryption_key(new_token(), None)
-    sealed = seal_envelope(kek, share_id, envelope)
+    sealed = seal_envelope(kek, share_id, envelope, BINDING)
     with pytest.raises(DecryptionError):
-        open_envelope(kek, share_id_for(new_token()), sealed)
+        open_envelope(kek, share_id_for(new_token()), sealed, BINDING)
 
 
 def test_envelope_any_flipped_byte_fails(envelope: Envelope, share_id: str) -> None:
     kek = key_encryption_key(new_token(), None)
-    sealed = seal_envelope(kek, share_id, envelope)
+    sealed = seal_envelope(kek, share_id, envelope, BINDING)
     for index in range(len(sealed)):
         for bit in (0, 7):
             with pytest.raises(DecryptionError):
-                open_envelope(kek, share_id, flip_bit(sealed, index, bit))
+                open_envelope(kek, share_id, flip_bit(sealed, index, bit), BINDING)
 
 
 def test_envelope_truncated_or_extended_fails(envelope: Envelope, share_id: str) -> None:
     kek = key_encryption_key(new_token(), None)
-    sealed = seal_envelope(kek, share_id, envelope)
+    sealed = seal_envelope(kek, share_id, envelope, BINDING)
     for cut in [0, 1, 12, 13, 28, len(sealed) - 1]:
         with pytest.raises(DecryptionError):
-            open_envelope(kek, share_id, sealed[:cut])
+            open_envelope(kek, share_id, sealed[:cut], BINDING)
     with pytest.raises(DecryptionError):
-        open_envelope(kek, share_id, sealed + b"\x00")
+        open_envelope(kek, share_id, sealed + b"\x00", BINDING)
+
+
+def test_envelope_is_bound_to_kind_size_and_argon2_parameters(
+    envelope: Envelope, share_id: str
+) -> None:
+    """A rewritten record (kind, size, password cost) no longer opens the envelope."""
+    kek = key_encryption_key(new_token(), None)
+    protected = EnvelopeBinding("file", 1234, TINY_ARGON2)
+    sealed = seal_envelope(kek, share_id, envelope, protected)
+    assert open_envelope(kek, share_id, sealed, protected) == envelope
+    for rewritten in (
+        EnvelopeBinding("text", 1234, TINY_ARGON2),
+        EnvelopeBinding("file", 1235, TINY_ARGON2),
+        EnvelopeBinding("file", 1234, None),
+        EnvelopeBinding("file", 1234, Argon2Params(time_cost=2, memory_kib=64, parallelism=1)),
+        EnvelopeBinding("file", 1234, Argon2Params(time_cost=1, memory_kib=128, parallelism=1)),
+        EnvelopeBinding("file", 1234, Argon2Params(time_cost=1, memory_kib=64, parallelism=2)),
+    ):
+        with pytest.raises(DecryptionError):
+            open_envelope(kek, share_id, sealed, rewritten)
+    assert sealed[:1] == b"\x02"
+
+
+def test_version_1_envelopes_still_open(envelope: Envelope, share_id: str) -> None:
+    """Shares made before the binding (envelope version 1) stay readable after an upgrade."""
+    kek = key_encryption_key(new_token(), None)
+    payload = json.dumps(
+        {
+            "k": base64.b64encode(envelope.file_key).decode(),
+            "n": envelope.name,
+            "t": "application/pdf",
+        }
+    ).encode()
+    nonce = os.urandom(12)
+    aad = b"onetimeshare envelope v1:" + share_id.encode()
+    sealed = b"\x01" + nonce + ChaCha20Poly1305(kek).encrypt(nonce, payload, aad)
+    # Version 1 binds only the share id: any binding opens it, another share id does not.
+    assert open_envelope(kek, share_id, sealed, EnvelopeBinding("text", 0, None)) == envelope
+    with pytest.raises(DecryptionError):
+        open_envelope(kek, share_id_for(new_token()), sealed, BINDING)
+
+
+def test_unknown_envelope_versions_are_refused(envelope: Envelope, share_id: str) -> None:
+    kek = key_encryption_key(new_token(), None)
+    sealed = seal_envelope(kek, share_id, envelope, BINDING)
+    for version in (b"\x00", b"\x03", b"\xff"):
+        with pytest.raises(DecryptionError):
+            open_envelope(kek, share_id, version + sealed[1:], BINDING)
+
+
+def test_a_ticket_opens_only_with_itself_for_its_share_and_purpose(share_id: str) -> None:
+    ticket = new_token()
+    sealed = seal_ticket(ticket, "unlock", share_id, b"argon2 output")
+    assert b"argon2 output" not in sealed
+    assert open_ticket(ticket, "unlock", share_id, sealed) == b"argon2 output"
+    for wrong_ticket, purpose, share in (
+        (new_token(), "unlock", share_id),
+        (ticket, "claim", share_id),
+        (ticket, "unlock", share_id_for(new_token())),
+    ):
+        with pytest.raises(DecryptionError):
+            open_ticket(wrong_ticket, purpose, share, sealed)
+    with pytest.raises(DecryptionError):
+        open_ticket(ticket, "unlock", share_id, flip_bit(sealed, 20, 0))
+    # Its Redis name says nothing about the key it carries, and differs per purpose.
+    assert ticket_id(ticket, "unlock") != ticket_id(ticket, "claim")
+    assert len(ticket_id(ticket, "unlock")) == 32
 
 
 # --- the blob: round trips ---------------------------------------------------------

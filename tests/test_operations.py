@@ -126,6 +126,11 @@ def test_logs_are_json_lines_without_any_secret(
         assert secret not in log_text, secret
 
 
+def upload_in_progress(redis_client: redis.Redis) -> bool:
+    """An upload has started streaming (its mark is set; its .part exists once a batch is in)."""
+    return any(key.startswith(b"ots:upload:") for key in share_keys(redis_client))
+
+
 def slow_upload(port: int, size: int) -> tuple[socket.socket, bytes]:
     """Start an upload, send half of it, and return the socket and the rest to send."""
     body, headers = multipart(file=("slow.bin", os.urandom(size)))
@@ -143,7 +148,7 @@ def test_sigterm_lets_an_upload_in_flight_finish(
 ) -> None:
     server = live_server_factory(workers=1, graceful_timeout=20)
     connection, rest = slow_upload(server.port, 2 * 1024 * 1024)
-    wait_until(lambda: any(server.settings.blob_dir.glob("*.part")))
+    wait_until(lambda: upload_in_progress(redis_client))
     assert server.process is not None
     server.process.send_signal(signal.SIGTERM)
     connection.sendall(rest)
@@ -159,7 +164,7 @@ def test_sigterm_cleans_up_an_upload_that_does_not_finish_in_time(
 ) -> None:
     server = live_server_factory(workers=1, graceful_timeout=1)
     connection, _ = slow_upload(server.port, 2 * 1024 * 1024)
-    wait_until(lambda: any(server.settings.blob_dir.glob("*.part")))
+    wait_until(lambda: upload_in_progress(redis_client))
     assert server.process is not None
     server.process.send_signal(signal.SIGTERM)
     server.process.wait(timeout=30)  # the client never sends the rest

@@ -7,14 +7,18 @@ import time
 
 from quart import Blueprint, Response, request
 
-from ..errors import PasswordRequired, ShareDestroyed
+from ..errors import PasswordCheckBusy, PasswordRequired, ShareDestroyed
 from ..ratelimit import limited
 from ..services import services
 from ..shares import ShareView
+from .errors import with_retry_after
 from .filenames import content_disposition
 from .responses import is_htmx, no_store, page, wants_json
 
 blueprint = Blueprint("download", __name__)
+
+# Answered with the password form again (or JSON), not with a whole error page.
+PASSWORD_PROBLEMS = (PasswordRequired, PasswordCheckBusy, ShareDestroyed)
 
 
 @blueprint.get("/d/<token>")
@@ -43,22 +47,24 @@ async def unlock(token: str) -> Response:
     plain form post, which checks the password once more and consumes.
     """
     password = (await request.form).get("password")
-    shares = services().shares
     try:
-        share = await shares.unlock(token, password)
-    except (PasswordRequired, ShareDestroyed) as error:
+        unlocked = await services().shares.unlock(token, password)
+    except PASSWORD_PROBLEMS as error:
         return await _password_problem(token, error)
-    return no_store(await page("unlocked.html", share=share, token=token, password=password))
+    # The form carries a single-use proof of the checked password, never the password.
+    return no_store(
+        await page("unlocked.html", share=unlocked.view, token=token, proof=unlocked.proof)
+    )
 
 
 @blueprint.post("/d/<token>")
 @limited("download")
 async def download(token: str) -> Response:
-    password = (await request.form).get("password")
+    form = await request.form
     shares = services().shares
     try:
-        result = await shares.claim(token, password)
-    except (PasswordRequired, ShareDestroyed) as error:
+        result = await shares.claim(token, form.get("password"), form.get("unlock"))
+    except PASSWORD_PROBLEMS as error:
         return await _password_problem(token, error)
     if result.kind == "text":
         return no_store(await page("reveal.html", text=await shares.read_text(result)))
@@ -77,11 +83,18 @@ async def download(token: str) -> Response:
     return no_store(response)
 
 
-async def _password_problem(token: str, error: PasswordRequired | ShareDestroyed) -> Response:
-    """A missing or wrong password shows the form again with the tries left; the last
-    wrong one shows that the share is gone. JSON clients get the error as JSON."""
+async def _password_problem(
+    token: str, error: PasswordRequired | PasswordCheckBusy | ShareDestroyed
+) -> Response:
+    """A missing or wrong password (or one that must wait its turn) shows the form again
+    with the tries left; the last wrong one shows that the share is gone. JSON clients
+    get the error as JSON."""
     if wants_json() or isinstance(error, ShareDestroyed):
         raise error
+    return with_retry_after(await _password_form(token, error), error)
+
+
+async def _password_form(token: str, error: PasswordRequired | PasswordCheckBusy) -> Response:
     share: ShareView = await services().shares.inspect(token)
     if not is_htmx():
         return no_store(

@@ -54,7 +54,16 @@ async def share_error(error: ShareError) -> Response:
     tries_left = getattr(error, "tries_left", None)
     if tries_left is not None:
         extra["tries_left"] = tries_left
-    return await render_error(error.status, error.code, error.title, error.message, **extra)
+    if error.retry_after is not None and error.status == 429:
+        extra["retry_after"] = error.retry_after  # as the rate limiter's 429s have it
+    response = await render_error(error.status, error.code, error.title, error.message, **extra)
+    return with_retry_after(response, error)
+
+
+def with_retry_after(response: Response, error: ShareError) -> Response:
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 @blueprint.app_errorhandler(RateLimitExceeded)
@@ -99,9 +108,7 @@ async def redis_down(error: Exception) -> Response:
         "The service cannot reach its database right now. Nothing "
         "was changed; please try again in a minute."
     )
-    response = await share_error(unavailable)
-    response.headers["Retry-After"] = "30"
-    return response
+    return await share_error(unavailable)
 
 
 @blueprint.app_errorhandler(Exception)

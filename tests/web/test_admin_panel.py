@@ -175,6 +175,7 @@ async def test_counters_show_exact_numbers(settings: Settings) -> None:
             "destroyed": "0",
             "expired": "0",
             "revoked": "0",
+            "lost": "0",
             "rate_limited": "0",
             "cli_blocked": "0",
         }
@@ -222,6 +223,7 @@ async def test_counters_show_exact_numbers(settings: Settings) -> None:
             "destroyed": "1",
             "expired": "1",
             "revoked": "1",
+            "lost": "0",
             "rate_limited": "1",
             "cli_blocked": "1",
         }

@@ -31,6 +31,7 @@ from tests.helpers import (
     wait_until_async,
 )
 
+UNLOCK_INPUT = re.compile(r'<input type="hidden" name="unlock" value="([A-Za-z0-9_-]{43})">')
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 HTMX = {"HX-Request": "true"}
 CSP = (
@@ -490,7 +491,9 @@ async def test_unlock_hands_over_a_download_form_without_consuming(client: Quart
     assert f'action="{path}"' in form.group(0)
     assert 'method="post"' in form.group(0)
     assert "data-autosubmit" in form.group(0)
-    assert f'<input type="hidden" name="password" value="{escape(password)}">' in page
+    # The password crossed the wire once: the form carries a single-use proof instead.
+    assert escape(password) not in page and 'name="password"' not in page
+    assert UNLOCK_INPUT.search(page) is not None
 
     fragment = await markup(await post_form(client, path + "/unlock", password, HTMX))
     assert_fragment(fragment)
@@ -499,7 +502,9 @@ async def test_unlock_hands_over_a_download_form_without_consuming(client: Quart
 
     # Unlocking twice consumed nothing and cost no tries.
     assert (await client.get(path)).status_code == 200
-    download = await post_form(client, path, password)
+    proof = UNLOCK_INPUT.search(fragment)
+    assert proof is not None
+    download = await client.post(path, data=f"unlock={proof.group(1)}", headers=FORM)
     assert download.status_code == 200
     assert await download.get_data() == data
 
