@@ -39,6 +39,8 @@ PASSWORD_CHECKS = Counter(
     "Share passwords evaluated with Argon2id, by outcome (right or wrong)",
     ["outcome"],
 )
+for _outcome in ("right", "wrong"):
+    PASSWORD_CHECKS.labels(_outcome)  # exported as 0 before the first check
 JANITOR_RUNS = Counter("ots_janitor_runs_total", "Janitor passes completed")
 
 

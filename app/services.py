@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from quart import Quart, current_app
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from .admin_access import AdminAccess
 from .config import Settings
@@ -25,6 +25,9 @@ from .storage import BlobStore, LocalBlobStore
 log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "onetimeshare"
+# Connections per worker; each request holds one only for a command or script at a time,
+# an admin event stream holds one while it waits for events.
+REDIS_CONNECTIONS = 256
 
 
 @dataclass
@@ -50,12 +53,18 @@ class Services:
             embedded = EmbeddedRedis(settings.embedded_redis_dir)
             await asyncio.to_thread(embedded.ensure_running)
             redis_url = embedded.url
-        redis = Redis.from_url(
+        # A blocking pool: a burst of requests beyond the pool's size waits (up to the
+        # Redis timeout) for a connection instead of failing at once with a 503, as
+        # redis-py's default pool of 100 did under 100 concurrent password guesses.
+        pool = BlockingConnectionPool.from_url(
             redis_url,
+            max_connections=REDIS_CONNECTIONS,
+            timeout=settings.redis_timeout,
             socket_timeout=settings.redis_timeout,
             socket_connect_timeout=settings.redis_timeout,
             health_check_interval=30,
         )
+        redis = Redis.from_pool(pool)
         metadata = MetadataStore(redis, settings.tombstone_seconds)
         blobs = open_blob_store(settings)
         await blobs.prepare()
