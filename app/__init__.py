@@ -33,7 +33,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 def create_app(settings: Settings | None = None) -> Quart:
     settings = settings or Settings.from_env()
     tune_for_large_transfers()
-    app = Quart(
+    app = errors.Application(
         __name__,
         template_folder=str(PROJECT_ROOT / "templates"),
         static_folder=str(PROJECT_ROOT / "static"),

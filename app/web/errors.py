@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import sys
+from types import TracebackType
 
 import redis.exceptions
-from quart import Blueprint, Response
+from quart import Blueprint, Quart, Response, has_request_context, request
+from quart.typing import ResponseTypes
 from quart_rate_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
@@ -17,6 +20,66 @@ from .responses import is_htmx, json_response, no_store, page, wants_json
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("errors", __name__)
+
+UNEXPECTED_TITLE = "Something went wrong"
+UNEXPECTED_MESSAGE = "The server hit an unexpected problem. Nothing was shared; please try again."
+
+
+class Application(Quart):
+    """Quart, whose last-resort failure handling keeps tokens out of the log.
+
+    Quart logs an unhandled exception as "Exception on request GET <path>", and when
+    even the error page fails, the exception escapes to the server, which logs it
+    outside the request (where the log filter can no longer tell which token to
+    look for) and answers an empty 500.
+    """
+
+    def log_exception(
+        self,
+        exception_info: tuple[type, BaseException, TracebackType] | tuple[None, None, None],
+    ) -> None:
+        if has_request_context():
+            self._log_request_failure("Exception on request", exception_info)
+        else:
+            super().log_exception(exception_info)
+
+    async def handle_exception(self, error: Exception) -> ResponseTypes:
+        try:
+            return await super().handle_exception(error)
+        except Exception as failure:
+            if failure is error:  # re-raised on purpose (testing or debug mode)
+                raise
+            # The 500 page itself failed: log it here, inside the request, and
+            # answer without any template.
+            self._log_request_failure("The error page failed on request", sys.exc_info())
+            return await self.finalize_request(bare_internal_error(), from_error_handler=True)
+
+    def _log_request_failure(
+        self,
+        what: str,
+        exception_info: tuple[type, BaseException, TracebackType] | tuple[None, None, None],
+    ) -> None:
+        self.logger.error(
+            "%s %s %s",
+            what,
+            request.method,
+            logs.redact_path(request.path),
+            exc_info=exception_info,
+        )
+
+
+def bare_internal_error() -> Response:
+    """The 500 answer that needs nothing that could have failed: no template, no Redis."""
+    if wants_json():
+        response = json_response({"error": UNEXPECTED_MESSAGE, "code": "internal_error"}, 500)
+    else:
+        response = Response(
+            f"{UNEXPECTED_TITLE}. {UNEXPECTED_MESSAGE}\n",
+            status=500,
+            content_type="text/plain; charset=utf-8",
+        )
+    return no_store(response)
+
 
 # Human words for the framework's own errors (unknown URL, wrong method, ...).
 HTTP_MESSAGES: dict[int, tuple[str, str]] = {
@@ -114,9 +177,4 @@ async def redis_down(error: Exception) -> Response:
 @blueprint.app_errorhandler(Exception)
 async def unexpected(error: Exception) -> Response:
     log.exception("unhandled error")
-    return await render_error(
-        500,
-        "internal_error",
-        "Something went wrong",
-        "The server hit an unexpected problem. Nothing was shared; please try again.",
-    )
+    return await render_error(500, "internal_error", UNEXPECTED_TITLE, UNEXPECTED_MESSAGE)

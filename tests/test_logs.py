@@ -1,0 +1,252 @@
+"""No log line carries a link token, revoke token or upload id, whatever wrote it.
+
+The rule itself is tested on paths and on free text; then a fault is injected
+where the last-resort logging lives: the real error template is replaced by one
+that raises (quoting the path and its secret in the exception), in an app in
+this process with the real log set-up in both formats, and in the real
+``onetimeshare serve``, and every log line is scanned for the secrets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import logging
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import jinja2
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from app import PROJECT_ROOT, logs
+from app.config import Settings
+from app.crypto import encode_token, new_token
+from app.progress import new_upload_id
+from tests.conftest import LiveServerFactory
+from tests.helpers import JSON, multipart, running_app, token_path, upload
+
+TOKEN = encode_token(new_token())
+BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) tests"}
+# Raises while rendering, with the path and every segment of it (the bare secret
+# among them) in the exception's message: "'dict object' has no attribute '...'".
+FAILING_ERROR_PAGE = '{{ {}[request.path ~ " " ~ request.path.split("/") | join(" ")]() }}'
+
+
+# --- the rule ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "logged"),
+    [
+        (f"/d/{TOKEN}", "/d/…"),
+        (f"/d/{TOKEN}/status", "/d/…/status"),
+        (f"/d/{TOKEN}/unlock", "/d/…/unlock"),
+        (f"/r/{TOKEN}", "/r/…"),
+        ("/upload/progress/abcdefghijklmnopqrstuv", "/upload/progress/…"),
+        ("/d/x y", "/d/…"),  # whatever the route would capture
+        ("/upload", "/upload"),
+        ("/admin/shares/0123abcd/revoke", "/admin/shares/0123abcd/revoke"),
+        ("/static/d/app.js", "/static/d/app.js"),
+    ],
+    ids=["share", "status", "unlock", "revoke", "progress", "odd", "upload", "admin", "static"],
+)
+def test_request_paths_lose_their_secret_segment(path: str, logged: str) -> None:
+    assert logs.redact_path(path) == logged
+
+
+@pytest.mark.parametrize(
+    ("text", "logged"),
+    [
+        (f"Exception on request GET /d/{TOKEN}", "Exception on request GET /d/…"),
+        (f"GET /d/{TOKEN}/unlock?x=1 HTTP/1.1", "GET /d/…/unlock?x=1 HTTP/1.1"),
+        (f"https://share.example:8443/r/{TOKEN}#top", "https://share.example:8443/r/…#top"),
+        (f"KeyError: '/upload/progress/{TOKEN}'", "KeyError: '/upload/progress/…'"),
+        (f"/login?next=%2Fd%2F{TOKEN}%2Fstatus&a=b", "/login?next=%2Fd%2F…%2Fstatus&a=b"),
+        (f"/d/{TOKEN}, /r/{TOKEN}; (/d/{TOKEN})", "/d/…, /r/…; (/d/…)"),
+        (f'{{"path": "/d/{TOKEN}\\n"}}', '{"path": "/d/…\\n"}'),
+        ("nothing to hide in /upload or /admin", "nothing to hide in /upload or /admin"),
+    ],
+    ids=["quart", "request-line", "url", "repr", "encoded", "several", "json", "none"],
+)
+def test_free_text_loses_every_secret_segment(text: str, logged: str) -> None:
+    assert logs.redact_text(text) == logged
+
+
+def test_a_requests_own_secret_goes_wherever_it_appears() -> None:
+    secrets = logs.secrets_in_path(f"/d/{TOKEN}/status")
+    assert secrets == (TOKEN,)
+    assert logs.redact_text(f"InvalidToken: {TOKEN}", secrets) == "InvalidToken: …"
+    # Too short to be a token or id of ours: replacing "ab" everywhere would mangle lines.
+    assert logs.secrets_in_path("/d/ab") == ()
+    assert logs.secrets_in_path("/upload") == ()
+
+
+SECRET = st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-", min_size=16)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    before=st.text(),
+    after=st.text(),
+    prefix=st.sampled_from(logs.SECRET_PATH_PREFIXES),
+    encoded=st.booleans(),
+    secret=SECRET,
+)
+def test_no_text_around_a_secret_path_lets_the_secret_through(
+    before: str, after: str, prefix: str, encoded: bool, secret: str
+) -> None:
+    if encoded:
+        prefix = prefix.replace("/", "%2F")
+    assume(secret not in before and secret not in after)  # else it is outside any path
+    assert secret not in logs.redact_text(before + prefix + secret + after)
+
+
+# --- every record, from every logger -----------------------------------------------
+
+
+@dataclasses.dataclass
+class CapturedLog:
+    json_format: bool
+    output: io.StringIO
+
+    def text(self) -> str:
+        """Everything written, with JSON lines decoded (so that "…" reads as "…")."""
+        raw = self.output.getvalue()
+        if not self.json_format:
+            return raw
+        records = [json.loads(line) for line in raw.splitlines() if line.strip()]
+        return raw + "\n".join(str(value) for record in records for value in record.values())
+
+
+@pytest.fixture(params=["json", "text"])
+def log_output(request: pytest.FixtureRequest) -> Iterator[CapturedLog]:
+    """The real handler, formatter and filter of logs.configure(), writing to a buffer."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    captured = CapturedLog(request.param == "json", io.StringIO())
+    logs.configure(captured.json_format, stream=captured.output)
+    yield captured
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_every_part_of_a_record_is_redacted(log_output: CapturedLog) -> None:
+    server = logging.getLogger("hypercorn.error")
+    server.error("Error handling %s", f"GET /d/{TOKEN} HTTP/1.1")
+    try:
+        raise ValueError(f"cannot open https://share.example/r/{TOKEN}")
+    except ValueError:
+        logging.getLogger("quart.app").exception("failed on /upload/progress/%s", TOKEN)
+    logging.getLogger("onetimeshare.requests").info(
+        "request", extra={"path": f"/d/{TOKEN}/status", "referer": f"/d/{TOKEN}"}
+    )
+    logging.getLogger("onetimeshare").warning("where: /d/%s", TOKEN, stack_info=True)
+    text = log_output.text()
+    assert TOKEN not in text
+    assert "ValueError: cannot open https://share.example/r/…" in text
+    assert "Error handling GET /d/… HTTP/1.1" in text
+
+
+# --- a failure while rendering the error page ----------------------------------------
+
+
+async def test_a_failing_error_page_logs_no_secret(
+    settings: Settings, log_output: CapturedLog
+) -> None:
+    async with running_app(settings) as application:
+        loader = application.jinja_env.loader
+        assert loader is not None
+        # The real environment, with its real loader behind one template that raises.
+        application.jinja_env.loader = jinja2.ChoiceLoader(
+            [jinja2.DictLoader({"error.html": FAILING_ERROR_PAGE}), loader]
+        )
+        client = application.test_client()
+        share = await upload(client, b"logged nowhere")
+        token = token_path(share).rsplit("/", 1)[1]
+        revoke_token = str(share["revoke_url"]).rsplit("/", 1)[1]
+        upload_id = new_upload_id()
+        answers = [
+            await client.get(f"/d/{token}/unlock"),  # 405
+            await client.delete(f"/d/{token}"),  # 405
+            await client.get(f"/d/{TOKEN}?from=mail"),  # 404: no such share
+            await client.delete(f"/r/{revoke_token}"),  # 405
+            await client.put(f"/upload/progress/{upload_id}"),  # 405
+        ]
+        json_answer = await client.delete(f"/r/{revoke_token}", headers=JSON)
+
+    text = log_output.text()
+    for secret in (token, revoke_token, upload_id, TOKEN):
+        assert secret not in text, secret
+    # The failures were logged, redacted, not dropped.
+    assert "Exception on request GET /d/…/unlock" in text
+    assert "The error page failed on request PUT /upload/progress/…" in text
+    assert "UndefinedError" in text
+    for answer in answers:
+        assert answer.status_code == 500
+        assert answer.headers["Cache-Control"] == "no-store"
+        assert "Something went wrong" in await answer.get_data(as_text=True)
+    # Only HTML needed the failing template.
+    assert json_answer.status_code == 405
+
+
+# --- the real server -----------------------------------------------------------------
+
+
+def project_with_failing_error_page(root: Path) -> Path:
+    """A copy of this project whose error.html raises; only the template differs."""
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(PROJECT_ROOT / "app", root / "app", ignore=ignore)
+    shutil.copytree(PROJECT_ROOT / "templates", root / "templates", ignore=ignore)
+    (root / "templates" / "error.html").write_text(FAILING_ERROR_PAGE)
+    (root / "static").symlink_to(PROJECT_ROOT / "static")
+    return root
+
+
+def test_the_server_log_never_carries_a_secret(
+    live_server_factory: LiveServerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = project_with_failing_error_page(tmp_path / "project")
+    with monkeypatch.context() as inside:
+        # The server (and every worker it spawns) imports the app from its working
+        # directory: the copy.
+        inside.chdir(project)
+        server = live_server_factory(workers=2, env={"OTS_LOG_FORMAT": "json"})
+    body, headers = multipart(file=("notes.txt", b"never in a log"))
+    share = httpx.post(
+        f"{server.base_url}/upload", content=body, headers={**headers, **JSON}
+    ).json()
+    link, revoke_link = str(share["url"]), str(share["revoke_url"])
+    upload_id = new_upload_id()
+    with httpx.Client(headers=BROWSER) as client:
+        answers = [
+            client.get(f"{link}/unlock"),
+            client.delete(link),
+            client.get(f"{server.base_url}/d/{TOKEN}?from=mail"),
+            client.delete(revoke_link),
+            client.put(f"{server.base_url}/upload/progress/{upload_id}"),
+            client.get(f"{server.base_url}/upload/progress/{upload_id}x"),  # 404
+            client.post(link),  # the download itself works: no error page
+            client.post(link),  # 410, on an error page that fails
+        ]
+    server.stop()
+
+    lines = [line for line in server.log_path.read_text().splitlines() if line.strip()]
+    log_text = "\n".join(lines)
+    secrets = [
+        link.rsplit("/", 1)[1],
+        revoke_link.rsplit("/", 1)[1],
+        upload_id,
+        TOKEN,
+    ]
+    for secret in secrets:
+        assert secret not in log_text, secret
+    messages = [json.loads(line)["message"] for line in lines]  # every line is JSON
+    assert "Exception on request POST /d/…" in messages
+    assert "The error page failed on request PUT /upload/progress/…" in messages
+    assert [answer.status_code for answer in answers] == [500] * 6 + [200, 500]
+    assert "Something went wrong" in answers[-1].text
