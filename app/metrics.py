@@ -52,6 +52,15 @@ def prepare_multiprocess_dir(directory: Path) -> None:
     os.environ[MULTIPROCESS_ENV] = str(directory)
 
 
+def forget_dead_worker(pid: int) -> None:
+    """Called by the master when a worker has died. Only live gauges of that pid go;
+    its counter and histogram files stay and keep being summed, so a crash loses no
+    requests already counted."""
+    directory = os.environ.get(MULTIPROCESS_ENV)
+    if directory:
+        multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+
+
 def process_metrics() -> bytes:
     if os.environ.get(MULTIPROCESS_ENV):
         registry = CollectorRegistry()

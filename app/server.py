@@ -1,4 +1,8 @@
-"""Runs Hypercorn for ``onetimeshare serve``, with the embedded Redis when none is configured."""
+"""Runs Hypercorn for ``onetimeshare serve``, with the embedded Redis when none is configured.
+
+The workers run under our own master (app/supervisor.py), which replaces a worker
+that dies; the embedded Redis belongs to that master and outlives any worker.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,11 @@ import logging
 import os
 
 from hypercorn.config import Config
-from hypercorn.run import run as run_hypercorn
 
 from .config import Settings
 from .embedded_redis import EmbeddedRedis
 from .metrics import prepare_multiprocess_dir
+from .supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +30,8 @@ def hypercorn_config(settings: Settings) -> Config:
         if ":" in settings.host
         else f"{settings.host}:{settings.port}"
     ]
-    # One worker runs in this process; more are spawned and supervised by Hypercorn.
-    config.workers = 0 if settings.workers == 1 else settings.workers
+    # Every worker, even a single one, is a child process of our supervising master.
+    config.workers = settings.workers
     config.worker_class = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     config.accesslog = None  # request paths carry share tokens; never log them raw
     # Hypercorn's own messages go through our handler, as JSON lines like the rest.
@@ -60,6 +64,9 @@ def run_granian(settings: Settings) -> int:
         interface=Interfaces.ASGI,
         workers=settings.workers,
         log_access=False,  # request paths carry share tokens
+        # Supervision here is Granian's own: it replaces a worker that dies.
+        respawn_failed_workers=True,
+        respawn_interval=1.0,
     ).serve()
     return 0
 
@@ -79,7 +86,7 @@ def run(settings: Settings, server: str = "hypercorn") -> int:
     try:
         if server == "granian":
             return run_granian(settings)
-        return run_hypercorn(hypercorn_config(settings)) or 0
+        return Supervisor(hypercorn_config(settings), settings.workers).run()
     finally:
         if embedded is not None:
             embedded.stop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -183,6 +184,7 @@ class LiveServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 preexec_fn=preexec_fn,
+                start_new_session=True,  # a process group of its own, for kill()
             )
         try:
             self.wait_until_healthy()
@@ -209,10 +211,12 @@ class LiveServer:
         stop_process(process, timeout=20)
 
     def kill(self) -> None:
-        """Die without any cleanup, as on a crash or an OOM kill."""
+        """Die without any cleanup, as on a crash of the machine: the master and its
+        workers at once (a worker left alone would drain and clean up). An embedded
+        Redis runs in a session of its own and would be left running."""
         process, self.process = self.process, None
         if process is not None:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
 
