@@ -82,18 +82,23 @@ def encode_token(token: bytes) -> str:
     return base64.urlsafe_b64encode(token).rstrip(b"=").decode("ascii")
 
 
+# The exception never carries the text itself: it may be a real link token, and an
+# exception's message can end up in a log.
+_REFUSED_TEXT = "not 43 characters of canonical base64url"
+
+
 def decode_token(text: str) -> bytes:
     """Parse a link token, rejecting anything that is not exactly canonical."""
     if not _TOKEN_PATTERN.fullmatch(text):
-        raise InvalidToken(text)
+        raise InvalidToken(_REFUSED_TEXT)
     try:
         token = base64.urlsafe_b64decode(text + "=")
     except binascii.Error as error:
-        raise InvalidToken(text) from error
+        raise InvalidToken(_REFUSED_TEXT) from error
     # 43 characters carry 258 bits; the last two must be zero to be canonical,
     # otherwise several links would name the same share.
     if encode_token(token) != text:
-        raise InvalidToken(text)
+        raise InvalidToken(_REFUSED_TEXT)
     return token
 
 

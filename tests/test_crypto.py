@@ -110,6 +110,14 @@ def test_invalid_token_is_a_value_error() -> None:
     assert issubclass(InvalidToken, ValueError)
 
 
+def test_a_refused_token_is_not_repeated_in_the_exception() -> None:
+    """Exception messages reach logs; a near-miss link is still a secret."""
+    almost = encode_token(os.urandom(32)) + "="
+    with pytest.raises(InvalidToken) as refused:
+        decode_token(almost)
+    assert almost[:40] not in str(refused.value) and almost[:40] not in repr(refused.value)
+
+
 @pytest.mark.parametrize("length", [0, 1, 42, 44, 64])
 def test_decode_token_rejects_wrong_length(length: int) -> None:
     text = (encode_token(os.urandom(32)) * 2)[:length]
