@@ -48,6 +48,8 @@ def create_app(settings: Settings | None = None) -> Quart:
         BODY_TIMEOUT=None,
         RESPONSE_TIMEOUT=None,
         IDLE_TIMEOUT=settings.idle_timeout,
+        MIN_UPLOAD_RATE=settings.min_upload_rate,
+        UPLOAD_RATE_GRACE=settings.upload_rate_grace,
     )
     app.jinja_env.globals["app_version"] = __version__
     filters.install(app)

@@ -62,6 +62,10 @@ DEFAULT_RATE_LIMITS: dict[str, str] = {
     "login": "5/minute",
     "admin": "600/minute",
 }
+# An upload request must average at least this after its grace period (bytes/s, 128 kbit/s):
+# a third of a poor 3G uplink, yet a client holding a request open must spend real
+# bandwidth on it (4 requests per client: 64 KiB/s per address). Zero turns it off.
+DEFAULT_MIN_UPLOAD_RATE = 16 * KIB
 # User-Agent substrings of command-line HTTP clients, matched case-insensitively.
 DEFAULT_CLI_AGENTS = (
     "curl",
@@ -133,6 +137,10 @@ class Settings:
     )
     trusted_proxy_hops: int = 0
     rate_ipv6_prefix: int = 64
+    uploads_per_client: int = 4
+    upload_slot_seconds: int = 15
+    min_upload_rate: int = DEFAULT_MIN_UPLOAD_RATE
+    upload_rate_grace: float = 30.0
     block_cli_agents: bool = True
     cli_agents: tuple[str, ...] = DEFAULT_CLI_AGENTS
     admin_user: str = "admin"
@@ -224,6 +232,12 @@ class Settings:
             },
             trusted_proxy_hops=env.integer("TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=10),
             rate_ipv6_prefix=env.integer("OTS_RATE_IPV6_PREFIX", 64, minimum=32, maximum=128),
+            uploads_per_client=env.integer("OTS_UPLOADS_PER_CLIENT", 4, minimum=1, maximum=10_000),
+            upload_slot_seconds=env.integer("OTS_UPLOAD_SLOT_SECONDS", 15, minimum=2, maximum=3600),
+            min_upload_rate=env.integer(
+                "OTS_MIN_UPLOAD_RATE", DEFAULT_MIN_UPLOAD_RATE, minimum=0, maximum=1 * GIB
+            ),
+            upload_rate_grace=env.number("OTS_UPLOAD_RATE_GRACE", 30.0, minimum=1.0),
             block_cli_agents=env.boolean("BLOCK_CLI_AGENTS", True),
             cli_agents=env.word_list("OTS_CLI_AGENTS", DEFAULT_CLI_AGENTS),
             idle_timeout=env.number("OTS_IDLE_TIMEOUT", 60.0, minimum=1.0),

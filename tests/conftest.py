@@ -145,6 +145,10 @@ class LiveServer:
                 "OTS_GRACEFUL_TIMEOUT": str(settings.graceful_timeout),
                 "OTS_RATE_LIMITS": str(settings.rate_limits_enabled).lower(),
                 "OTS_RATE_IPV6_PREFIX": str(settings.rate_ipv6_prefix),
+                "OTS_UPLOADS_PER_CLIENT": str(settings.uploads_per_client),
+                "OTS_UPLOAD_SLOT_SECONDS": str(settings.upload_slot_seconds),
+                "OTS_MIN_UPLOAD_RATE": str(settings.min_upload_rate),
+                "OTS_UPLOAD_RATE_GRACE": str(settings.upload_rate_grace),
                 "TRUSTED_PROXY_HOPS": str(settings.trusted_proxy_hops),
                 "BLOCK_CLI_AGENTS": str(settings.block_cli_agents).lower(),
             }

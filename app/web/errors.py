@@ -54,7 +54,13 @@ async def share_error(error: ShareError) -> Response:
     tries_left = getattr(error, "tries_left", None)
     if tries_left is not None:
         extra["tries_left"] = tries_left
-    return await render_error(error.status, error.code, error.title, error.message, **extra)
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        extra["retry_after"] = retry_after
+    response = await render_error(error.status, error.code, error.title, error.message, **extra)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 @blueprint.app_errorhandler(RateLimitExceeded)
