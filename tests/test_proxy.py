@@ -49,13 +49,19 @@ def test_public_url_must_be_a_web_address(base_env: dict[str, str], raw: str) ->
     assert str(refused.value).startswith("OTS_PUBLIC_URL:")
 
 
-def test_serve_refuses_to_start_behind_proxies_without_a_public_url(tmp_path: Path) -> None:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("OTS_") and key != "REDIS_URL"
-    }
-    env.update({"OTS_DATA_DIR": str(tmp_path), "TRUSTED_PROXY_HOPS": "1", "PORT": "0"})
+def test_serve_refuses_to_start_behind_proxies_without_a_public_url(
+    tmp_path: Path, redis_url: str
+) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OTS_")}
+    # The test's Redis, so that no embedded one is started (and left) if it did start.
+    env.update(
+        {
+            "OTS_DATA_DIR": str(tmp_path),
+            "REDIS_URL": redis_url,
+            "TRUSTED_PROXY_HOPS": "1",
+            "PORT": "0",
+        }
+    )
     result = subprocess.run(
         [sys.executable, "-m", "app", "serve"],
         env=env,
