@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hypercorn.middleware import ProxyFixMiddleware
 from quart import Quart
 
-from . import logs, ratelimit, services
+from . import clients, logs, ratelimit, services
 from .config import Settings
 from .http import DEFAULT_BODY_LIMIT, StreamingHTTPConnection, StreamingRequest
 from .runtime import tune_for_large_transfers
@@ -22,6 +21,7 @@ from .web import (
     health,
     monitoring,
     pages,
+    proxy,
     revoke,
     security,
     upload,
@@ -48,6 +48,8 @@ def create_app(settings: Settings | None = None) -> Quart:
         BODY_TIMEOUT=None,
         RESPONSE_TIMEOUT=None,
         IDLE_TIMEOUT=settings.idle_timeout,
+        MIN_UPLOAD_RATE=settings.min_upload_rate,
+        UPLOAD_RATE_GRACE=settings.upload_rate_grace,
     )
     app.jinja_env.globals["app_version"] = __version__
     filters.install(app)
@@ -56,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     # Order matters: refused requests (command-line clients, cross-site posts) are
     # turned away before the rate limiter records them.
     guards.install(app, settings)
+    clients.install(app, settings.secret_key, settings.rate_ipv6_prefix)
     limiter_store = ratelimit.RedisGcraStore()
     ratelimit.AtomicRateLimiter(
         app,
@@ -64,9 +67,10 @@ def create_app(settings: Settings | None = None) -> Quart:
         enabled=settings.rate_limits_enabled,
     )
     if settings.trusted_proxy_hops:
-        # Only then is X-Forwarded-For believed, for exactly that many proxies.
-        app.asgi_app = ProxyFixMiddleware(  # type: ignore[method-assign]
-            app.asgi_app, mode="legacy", trusted_hops=settings.trusted_proxy_hops
+        # Only then are X-Forwarded-For and -Proto believed, for exactly that many
+        # proxies; X-Forwarded-Host never is (links come from OTS_PUBLIC_URL).
+        app.asgi_app = proxy.ProxyHeaders(  # type: ignore[method-assign]
+            app.asgi_app, settings.trusted_proxy_hops
         )
     for blueprint in (
         pages.blueprint,

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from .crypto import (
     ARGON2_MAX_MEMORY_KIB,
@@ -67,6 +68,10 @@ DEFAULT_RATE_LIMITS: dict[str, str] = {
     "login": "5/minute",
     "admin": "600/minute",
 }
+# An upload request must average at least this after its grace period (bytes/s, 128 kbit/s):
+# a third of a poor 3G uplink, yet a client holding a request open must spend real
+# bandwidth on it (4 requests per client: 64 KiB/s per address). Zero turns it off.
+DEFAULT_MIN_UPLOAD_RATE = 16 * KIB
 # User-Agent substrings of command-line HTTP clients, matched case-insensitively.
 DEFAULT_CLI_AGENTS = (
     "curl",
@@ -137,6 +142,11 @@ class Settings:
         }
     )
     trusted_proxy_hops: int = 0
+    rate_ipv6_prefix: int = 64
+    uploads_per_client: int = 4
+    upload_slot_seconds: int = 15
+    min_upload_rate: int = DEFAULT_MIN_UPLOAD_RATE
+    upload_rate_grace: float = 30.0
     block_cli_agents: bool = True
     cli_agents: tuple[str, ...] = DEFAULT_CLI_AGENTS
     admin_user: str = "admin"
@@ -186,7 +196,7 @@ class Settings:
             host=env.text("HOST", "127.0.0.1"),
             port=env.integer("PORT", 8000, minimum=0, maximum=65535),
             workers=env.integer("OTS_WORKERS", os.cpu_count() or 1, minimum=1, maximum=256),
-            public_url=(env.text("OTS_PUBLIC_URL", "").rstrip("/") or None),
+            public_url=_public_url(env.text("OTS_PUBLIC_URL", "")),
             hsts=env.boolean("OTS_HSTS", False),
             log_json=wants_json_logs(env.text("OTS_LOG_FORMAT", "json")),
             metrics_token=env.text("OTS_METRICS_TOKEN", "") or None,
@@ -237,6 +247,13 @@ class Settings:
                 for category, default in DEFAULT_RATE_LIMITS.items()
             },
             trusted_proxy_hops=env.integer("TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=10),
+            rate_ipv6_prefix=env.integer("OTS_RATE_IPV6_PREFIX", 64, minimum=32, maximum=128),
+            uploads_per_client=env.integer("OTS_UPLOADS_PER_CLIENT", 4, minimum=1, maximum=10_000),
+            upload_slot_seconds=env.integer("OTS_UPLOAD_SLOT_SECONDS", 15, minimum=2, maximum=3600),
+            min_upload_rate=env.integer(
+                "OTS_MIN_UPLOAD_RATE", DEFAULT_MIN_UPLOAD_RATE, minimum=0, maximum=1 * GIB
+            ),
+            upload_rate_grace=env.number("OTS_UPLOAD_RATE_GRACE", 30.0, minimum=1.0),
             block_cli_agents=env.boolean("BLOCK_CLI_AGENTS", True),
             cli_agents=env.word_list("OTS_CLI_AGENTS", DEFAULT_CLI_AGENTS),
             idle_timeout=env.number("OTS_IDLE_TIMEOUT", 60.0, minimum=1.0),
@@ -244,6 +261,12 @@ class Settings:
             upload_mark_seconds=env.integer("OTS_UPLOAD_MARK_SECONDS", 15, minimum=2, maximum=3600),
             redis_timeout=env.number("OTS_REDIS_TIMEOUT", 5.0, minimum=0.1),
         )
+        if settings.trusted_proxy_hops and not settings.public_url:
+            # Links are never built from X-Forwarded-Host, which a client can send itself.
+            raise SettingsError(
+                "OTS_PUBLIC_URL: required when TRUSTED_PROXY_HOPS is 1 or more; share links "
+                "are built from it (e.g. https://share.example.org), never from forwarded headers"
+            )
         if settings.argon2.memory_kib < 8 * settings.argon2.parallelism:
             raise SettingsError("OTS_ARGON2_MEMORY_KIB must be at least 8 x OTS_ARGON2_PARALLELISM")
         return settings
@@ -327,6 +350,19 @@ def _in_range(name: str, value: Number, minimum: Number | None, maximum: Number 
     if maximum is not None and value > maximum:
         raise SettingsError(f"{name}: {value} is above the maximum of {maximum}")
     return value
+
+
+def _public_url(configured: str) -> str | None:
+    configured = configured.rstrip("/")
+    if not configured:
+        return None
+    parts = urlsplit(configured)
+    if parts.scheme not in {"http", "https"} or not parts.netloc or parts.query or parts.fragment:
+        raise SettingsError(
+            f"OTS_PUBLIC_URL: expected the site's base address, e.g. https://share.example.org, "
+            f"got {configured!r}"
+        )
+    return configured
 
 
 def _storage_url(configured: str) -> str | None:

@@ -99,6 +99,14 @@ class UploadTooLarge(ShareError):
     title = "File too large"
 
 
+class UploadTooSlow(ShareError):
+    """The body averaged less than OTS_MIN_UPLOAD_RATE after its grace period."""
+
+    status = 408
+    code = "too_slow"
+    title = "Upload too slow"
+
+
 class StorageFull(ShareError):
     status = 507
     code = "storage_full"

@@ -9,7 +9,8 @@ downloads we want the opposite:
   next piece, so the server's own bounded queue pushes back on a fast client
   and memory stays flat.
 * Each read and each send must make progress within an idle timeout; a slow
-  but steady transfer may take as long as it needs.
+  but steady transfer may take as long as it needs, as long as a body averages
+  at least the minimum rate once its grace period is over.
 * The body size is counted as it arrives, so a chunked body cannot walk past
   the limit the way it walks past ``MAX_CONTENT_LENGTH``.
 """
@@ -17,7 +18,8 @@ downloads we want the opposite:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Generator
+import math
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
 from hypercorn.typing import ASGIReceiveCallable, ASGIReceiveEvent, ASGISendCallable, ASGISendEvent
@@ -26,35 +28,60 @@ from quart.wrappers import Request
 from quart.wrappers.request import Body
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge, RequestTimeout
 
+from .errors import UploadTooSlow
+from .formatting import human_bytes
+
 DEFAULT_BODY_LIMIT = 64 * 1024
 SMALL_SEND_BYTES = 64 * 1024
 
 
 class IdleGuard:
-    """Cancels a task that waits longer than ``seconds`` for one event.
+    """Cancels a body read that waits too long for one message, or for too few bytes overall.
+
+    Two rules, one timer. Each wait for the next message may last ``seconds``
+    (the idle timeout). And once ``grace`` seconds have been spent waiting on the
+    client, the bytes received must average at least ``min_rate`` per second of
+    that waiting: a trickle of one byte now and then never goes idle, but it
+    cannot hold a request open for long either. Only time spent waiting counts,
+    so a slow disk or object store on our side is never the client's fault.
 
     A body arrives as tens of thousands of small messages; arming a timer for
     each (``asyncio.timeout``) cost 7 % of an upload's event-loop time. This
-    keeps one timer and re-arms it lazily, so each wait costs a clock read.
+    keeps one timer and re-arms it lazily, at the earlier of the two deadlines,
+    so each wait costs two clock reads.
     """
 
-    def __init__(self, seconds: float | None) -> None:
+    def __init__(
+        self,
+        seconds: float | None,
+        *,
+        min_rate: float = 0.0,
+        grace: float = 0.0,
+        received: Callable[[], int] = lambda: 0,
+    ) -> None:
         self.seconds = seconds
-        self.fired = False
+        self.min_rate = min_rate
+        self.grace = grace
+        self.fired: str | None = None  # "idle" or "slow" once it cut a wait
+        self._received = received
         self._waiter: asyncio.Task[Any] | None = None
         self._since = 0.0
+        self._waited = 0.0  # seconds spent in earlier waits
         self._handle: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def begin(self) -> None:
-        if self.seconds is None:
+        if self.seconds is None and not self.min_rate:
             return
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._waiter = asyncio.current_task()
         self._since = loop.time()
         if self._handle is None:
-            self._handle = loop.call_at(self._since + self.seconds, self._check, loop)
+            self._handle = loop.call_at(self._due(), self._check, loop)
 
     def end(self) -> None:
+        if self._waiter is not None and self._loop is not None:
+            self._waited += self._loop.time() - self._since
         self._waiter = None
 
     def close(self) -> None:
@@ -63,16 +90,31 @@ class IdleGuard:
             self._handle.cancel()
             self._handle = None
 
+    def _due(self) -> float:
+        """When the current wait breaks a rule, if nothing arrives before then."""
+        due = math.inf
+        if self.seconds is not None:
+            due = self._since + self.seconds
+        if self.min_rate:
+            # The average falls below the floor once the waiting reaches received / rate.
+            needed = max(self.grace, self._received() / self.min_rate)
+            due = min(due, self._since + needed - self._waited)
+        return due
+
     def _check(self, loop: asyncio.AbstractEventLoop) -> None:
         self._handle = None
-        if self._waiter is None or self.seconds is None:
-            return
-        due = self._since + self.seconds
-        if loop.time() >= due:
-            self.fired = True
-            self._waiter.cancel()
+        if self._waiter is None:
+            return  # the handler is busy elsewhere; the next wait re-arms the timer
+        now = loop.time()
+        waited = self._waited + now - self._since
+        if self.seconds is not None and now >= self._since + self.seconds:
+            self.fired = "idle"
+        elif self.min_rate and waited >= self.grace and self._received() < self.min_rate * waited:
+            self.fired = "slow"
         else:
-            self._handle = loop.call_at(due, self._check, loop)
+            self._handle = loop.call_at(self._due(), self._check, loop)
+            return
+        self._waiter.cancel()
 
 
 class StreamingBody(Body):
@@ -89,9 +131,18 @@ class StreamingBody(Body):
         self._attached = asyncio.Event()
         self._finished_reading = asyncio.Event()
 
-    def attach(self, receive: ASGIReceiveCallable, idle_timeout: float | None) -> None:
+    def attach(
+        self,
+        receive: ASGIReceiveCallable,
+        idle_timeout: float | None,
+        *,
+        min_rate: float = 0.0,
+        grace: float = 0.0,
+    ) -> None:
         self._receive = receive
-        self._idle = IdleGuard(idle_timeout)
+        self._idle = IdleGuard(
+            idle_timeout, min_rate=min_rate, grace=grace, received=lambda: self.received
+        )
         self._attached.set()
 
     def mark_empty(self) -> None:
@@ -141,12 +192,19 @@ class StreamingBody(Body):
         try:
             return await self._receive()
         except asyncio.CancelledError:
-            if not self._idle.fired:
+            fired = self._idle.fired
+            if fired is None:
                 raise
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
             self._finish()
+            if fired == "slow":
+                raise UploadTooSlow(
+                    "The upload arrived too slowly (under "
+                    f"{human_bytes(int(self._idle.min_rate))}/s on average), so it was "
+                    "cancelled and nothing was kept. Please try again on a faster connection."
+                ) from None
             raise RequestTimeout() from None
         finally:
             self._idle.end()
@@ -200,7 +258,13 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
     async def handle_messages(self, request: Request, receive: ASGIReceiveCallable) -> None:
         body = request.body
         assert isinstance(body, StreamingBody)
-        body.attach(receive, self.app.config["IDLE_TIMEOUT"])
+        config = self.app.config
+        body.attach(
+            receive,
+            config["IDLE_TIMEOUT"],
+            min_rate=config.get("MIN_UPLOAD_RATE", 0),
+            grace=config.get("UPLOAD_RATE_GRACE", 0.0),
+        )
         if not _has_body(request):
             body.mark_empty()
         else:

@@ -8,6 +8,11 @@ its limits) is one Lua script: it reads every limit's theoretical arrival time
 (TAT), rejects if any is exhausted, and otherwise advances them all, each key
 expiring when its TAT passes. The clock is Redis's, so instances with skewed
 clocks still agree.
+
+Keys: ``ots:rl:<category>:<count>-<period>:<client key>``, one per limit, holding
+a TAT and expiring when it passes (a day at most with the default limits). The
+client key is an HMAC of the client's address or IPv6 network (app/clients.py),
+never the address: a copy of Redis does not say who used the service.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from quart_rate_limiter import (
 )
 from quart_rate_limiter.store import RateLimiterStoreABC
 from redis.asyncio import Redis
+
+from .clients import client_key
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -162,7 +169,7 @@ class AtomicRateLimiter(RateLimiter):
         enabled: bool,
     ) -> None:
         self.categories = dict(categories)
-        super().__init__(app, key_function=peer_address, store=store, enabled=enabled)
+        super().__init__(app, key_function=_client_key, store=store, enabled=enabled)
 
     def _get_limits_for_view_function(
         self, view_func: Callable[..., Any], blueprint: Any
@@ -192,16 +199,16 @@ class AtomicRateLimiter(RateLimiter):
 
     async def _create_key(self, endpoint: str, rate_limit: RateLimit) -> str:
         category = category_of(current_app.view_functions[endpoint])
-        return f"{PREFIX}{category}:{rate_limit.key}:{await peer_address()}"
+        return f"{PREFIX}{category}:{rate_limit.key}:{client_key()}"
 
 
 def category_of(view_func: Callable[..., Any]) -> str:
     return str(getattr(view_func, LIMITED_ATTRIBUTE, "page"))
 
 
-async def peer_address() -> str:
-    """The client key: the connection's peer, or what ProxyFixMiddleware put there.
+async def _client_key() -> str:
+    """The limiter's key function: the same client key everything per client uses.
 
     Deliberately not ``request.access_route``, which believes any X-Forwarded-For.
     """
-    return request.remote_addr or "unknown"
+    return client_key()

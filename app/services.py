@@ -14,6 +14,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from .admin_access import AdminAccess
 from .config import Settings
 from .embedded_redis import EmbeddedRedis
+from .inflight import UploadRequestSlots
 from .janitor import Janitor
 from .looplag import LoopLag, monitor
 from .metadata import MetadataStore
@@ -39,6 +40,7 @@ class Services:
     shares: ShareService
     janitor: Janitor
     admin: AdminAccess
+    upload_slots: UploadRequestSlots
     embedded_redis: EmbeddedRedis | None = None
     janitor_task: asyncio.Task[None] | None = None
     loop_lag: LoopLag = field(default_factory=LoopLag)
@@ -73,7 +75,12 @@ class Services:
         janitor = Janitor(metadata, blobs, settings.janitor_interval)
         admin = AdminAccess(settings, redis, argon2)
         await admin.prepare()
-        services = cls(settings, redis, metadata, blobs, shares, janitor, admin, embedded)
+        upload_slots = UploadRequestSlots(
+            redis, settings.uploads_per_client, settings.upload_slot_seconds
+        )
+        services = cls(
+            settings, redis, metadata, blobs, shares, janitor, admin, upload_slots, embedded
+        )
         services.janitor_task = asyncio.create_task(janitor.run_forever(), name="janitor")
         services.lag_task = asyncio.create_task(
             monitor(redis, services.loop_lag, services.stopping), name="loop-lag"

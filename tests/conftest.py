@@ -145,6 +145,12 @@ class LiveServer:
                 "OTS_UPLOAD_MARK_SECONDS": str(settings.upload_mark_seconds),
                 "OTS_GRACEFUL_TIMEOUT": str(settings.graceful_timeout),
                 "OTS_RATE_LIMITS": str(settings.rate_limits_enabled).lower(),
+                "OTS_RATE_IPV6_PREFIX": str(settings.rate_ipv6_prefix),
+                "OTS_UPLOADS_PER_CLIENT": str(settings.uploads_per_client),
+                "OTS_UPLOAD_SLOT_SECONDS": str(settings.upload_slot_seconds),
+                "OTS_MIN_UPLOAD_RATE": str(settings.min_upload_rate),
+                "OTS_UPLOAD_RATE_GRACE": str(settings.upload_rate_grace),
+                "TRUSTED_PROXY_HOPS": str(settings.trusted_proxy_hops),
                 "BLOCK_CLI_AGENTS": str(settings.block_cli_agents).lower(),
             }
         )
@@ -155,6 +161,8 @@ class LiveServer:
             env["OTS_S3_ENDPOINT"] = settings.s3_endpoint or ""
             env["OTS_S3_ACCESS_KEY"] = settings.s3_access_key or ""
             env["OTS_S3_SECRET_KEY"] = settings.s3_secret_key or ""
+        if settings.public_url:
+            env["OTS_PUBLIC_URL"] = settings.public_url
         if settings.metrics_token:
             env["OTS_METRICS_TOKEN"] = settings.metrics_token
         if settings.admin_password:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 import redis
 from quart import Quart
+from quart.typing import TestClientProtocol as QuartClient
 from quart_rate_limiter import QUART_RATE_LIMITER_EXEMPT_ATTRIBUTE
 
 from app import create_app
@@ -21,7 +22,7 @@ from app.ratelimit import (
     parse_limits,
 )
 from tests.conftest import LiveServerFactory
-from tests.helpers import JSON, upload
+from tests.helpers import JSON, multipart, upload
 
 BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) tests"}
 
@@ -169,10 +170,111 @@ def test_forwarded_for_is_ignored_unless_proxies_are_trusted(
     trusted = live_server_factory(
         workers=1,
         rate_limits_enabled=True,
-        env={"OTS_RATE_PAGE": "2/minute", "TRUSTED_PROXY_HOPS": "1"},
+        env={
+            "OTS_RATE_PAGE": "2/minute",
+            "TRUSTED_PROXY_HOPS": "1",
+            "OTS_PUBLIC_URL": "https://share.example.org",
+        },
     )
     per_client = [
         httpx.get(f"{trusted.base_url}/", headers={**BROWSER, "X-Forwarded-For": f"10.0.1.{n}"})
         for n in (1, 1, 1, 2)
     ]
     assert [response.status_code for response in per_client] == [200, 200, 429, 200]
+
+
+# --- who counts as one client -----------------------------------------------------------
+
+
+async def page_from(client: QuartClient, address: str) -> int:
+    response = await client.get("/", scope_base={"client": (address, 50000)})
+    return response.status_code
+
+
+async def test_addresses_of_one_ipv6_64_share_one_budget(limited_app: Quart) -> None:
+    client = limited_app.test_client()
+    # One subscriber's /64: rotating through it does not buy more requests.
+    statuses = [
+        await page_from(client, address)
+        for address in ("2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff:ffff:ffff:ffff")
+    ]
+    assert statuses == [200, 200, 200]
+    assert await page_from(client, "2001:db8:1:2:abcd::9") == 429
+    # The neighbouring /64 is somebody else.
+    assert await page_from(client, "2001:db8:1:3::1") == 200
+
+
+async def test_the_ipv6_prefix_is_configurable(settings: Settings) -> None:
+    application = create_app(
+        dataclasses.replace(
+            settings,
+            rate_limits_enabled=True,
+            rate_ipv6_prefix=48,
+            rate_limits={**settings.rate_limits, "page": parse_limits("2/minute")},
+        )
+    )
+    async with application.test_app():
+        client = application.test_client()
+        assert await page_from(client, "2001:db8:1:2::1") == 200
+        assert await page_from(client, "2001:db8:1:3::1") == 200  # same /48
+        assert await page_from(client, "2001:db8:1:ffff::1") == 429
+        assert await page_from(client, "2001:db8:2::1") == 200
+
+
+async def test_an_ipv4_mapped_address_is_the_ipv4_address(limited_app: Quart) -> None:
+    """Bound to [::], IPv4 clients arrive as ::ffff:a.b.c.d; that is not a new client."""
+    client = limited_app.test_client()
+    assert await page_from(client, "192.0.2.10") == 200
+    assert await page_from(client, "::ffff:192.0.2.10") == 200
+    assert await page_from(client, "::ffff:c000:20a") == 200  # the same, written in hex
+    assert await page_from(client, "192.0.2.10") == 429
+    assert await page_from(client, "192.0.2.11") == 200
+
+
+ADDRESSES = ("192.0.2.77", "2001:db8:77:1::5", "::ffff:198.51.100.77")
+RAW_FORMS = (b"192.0.2.77", b"2001:db8:77", b"198.51.100.77", b"c633:644d", b"2001:0db8")
+
+
+def everything_in(client: redis.Redis) -> list[bytes]:
+    """Every key name and every value Redis holds, as bytes."""
+    found: list[bytes] = []
+    for key in client.scan_iter():
+        found.append(key)
+        kind = client.type(key)
+        if kind == b"string":
+            found.append(client.get(key) or b"")
+        elif kind == b"hash":
+            for field, value in client.hgetall(key).items():
+                found += [field, value]
+        elif kind == b"zset":
+            found += client.zrange(key, 0, -1)
+        elif kind == b"set":
+            found += list(client.smembers(key))
+        elif kind == b"list":
+            found += client.lrange(key, 0, -1)
+        elif kind == b"stream":
+            for _, entry in client.xrange(key):
+                for field, value in entry.items():
+                    found += [field, value]
+    return found
+
+
+async def test_redis_holds_no_client_address_after_limited_traffic(
+    limited_app: Quart, redis_client: redis.Redis
+) -> None:
+    client = limited_app.test_client()
+    for address in ADDRESSES:
+        scope = {"client": (address, 50000)}
+        statuses = [(await client.get("/", scope_base=scope)).status_code for _ in range(4)]
+        assert statuses[-1] == 429
+        body, headers = multipart({}, ("a.txt", b"x"))
+        uploaded = await client.post(
+            "/upload", data=body, headers={**headers, **JSON}, scope_base=scope
+        )
+        assert uploaded.status_code == 201
+    keys = [key for key in redis_client.scan_iter("ots:rl:*")]
+    assert len(keys) >= 2 * len(ADDRESSES)  # a page and an upload budget per client
+    stored = everything_in(redis_client)
+    for raw in RAW_FORMS:
+        leaked = [item for item in stored if raw in item.lower()]
+        assert leaked == [], f"{raw!r} is stored in Redis: {leaked[:3]}"

@@ -1,15 +1,20 @@
 """Checks every request passes before it reaches a route (and before it counts against a
 rate limit): command-line clients on download links, cross-site form posts, bodies where
-none belong, over-long addresses."""
+none belong, over-long addresses. And the cap on upload requests in flight per client,
+which the upload routes take before reading a body."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 from quart import Quart, Response, request
 
+from ..clients import client_key
 from ..config import Settings
 from ..errors import ShareError
+from ..services import services
 from .errors import count_quietly
 
 # Routes that read a request body; every other route refuses one.
@@ -60,6 +65,36 @@ class AddressTooLong(ShareError):
     status = 414
     code = "uri_too_long"
     title = "Address too long"
+
+
+class UploadsInFlight(ShareError):
+    status = 429
+    code = "uploads_in_flight"
+    title = "Too many uploads at once"
+    # Nothing says when another upload ends; a script may look again soon.
+    retry_after = 5
+
+
+@contextlib.asynccontextmanager
+async def upload_request_in_flight() -> AsyncIterator[None]:
+    """Hold one of the client's upload request slots for the block, or refuse at once with 429.
+
+    Enter it before reading the body, so a refused request costs no buffers and no
+    file. Off with the rate limits (OTS_RATE_LIMITS=false), like every per-client limit.
+    """
+    current = services()
+    if not current.settings.rate_limits_enabled:
+        yield
+        return
+    slots = current.upload_slots
+    async with slots.hold(client_key()) as held:
+        if not held:
+            await count_quietly("rate_limited", "rate_limited")
+            raise UploadsInFlight(
+                f"{slots.per_client} uploads from your address are already in progress. "
+                "Wait until one of them has finished, then send this one again."
+            )
+        yield
 
 
 def install(app: Quart, settings: Settings) -> None:

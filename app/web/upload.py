@@ -12,6 +12,7 @@ from ..http import StreamingRequest
 from ..progress import read_progress, valid_upload_id
 from ..ratelimit import limited
 from ..services import services
+from .guards import upload_request_in_flight
 from .pages import share_form
 from .responses import json_response, no_store, page, wants_json
 from .upload_form import UploadForm, receive_upload
@@ -23,6 +24,12 @@ blueprint = Blueprint("upload", __name__)
 @blueprint.post("/upload")
 @limited("upload")
 async def create_share() -> Response:
+    # Taken before a byte of the body is read: beyond the cap, 429 at once.
+    async with upload_request_in_flight():
+        return await _create_share()
+
+
+async def _create_share() -> Response:
     form = UploadForm()
     try:
         created = await receive_upload(cast(StreamingRequest, request), services().shares, form)

@@ -12,6 +12,7 @@ from quart import Quart
 from quart.typing import TestClientProtocol as QuartClient
 
 from app import create_app
+from app.clients import ClientKeys
 from app.config import Settings
 from app.ratelimit import parse_limits
 from app.web.security import CONTENT_SECURITY_POLICY
@@ -244,3 +245,40 @@ async def test_406_and_429_carry_the_security_headers_too(guarded_app: Quart) ->
     limited = await client.post(token_path(share) + "/unlock", headers={**BROWSER, **FORM})
     assert limited.status_code == 429
     assert set(security_headers(limited)) >= set(EXPECTED_HEADERS)
+
+
+# --- upload requests in flight per client ---------------------------------------------------
+
+
+async def test_uploads_beyond_the_clients_slots_get_429_as_page_and_json(
+    guarded_app: Quart, settings: Settings, redis_client: redis.Redis
+) -> None:
+    """Here the slots are taken directly, as by requests still running in other workers;
+    tests/web/test_upload_limits.py holds real ones open on a live server."""
+    slots = guarded_app.extensions["onetimeshare"].upload_slots
+    busy = ("198.51.100.5", 40000)
+    for _ in range(settings.uploads_per_client):
+        assert await slots.take(ClientKeys(settings.secret_key, 64).key_of(busy[0]))
+    client = guarded_app.test_client()
+    body, headers = multipart(file=("a.txt", b"abc"))
+    page = await client.post(
+        "/upload", data=body, headers={**headers, **BROWSER}, scope_base={"client": busy}
+    )
+    assert page.status_code == 429
+    assert page.headers["Retry-After"] == "5"
+    text = await page.get_data(as_text=True)
+    assert "Too many uploads at once" in text and "already in progress" in text
+    answer = await client.post(
+        "/upload", data=body, headers={**headers, **JSON}, scope_base={"client": busy}
+    )
+    assert answer.status_code == 429
+    refusal = await answer.get_json()
+    assert (refusal["code"], refusal["retry_after"]) == ("uploads_in_flight", 5)
+    assert f"{settings.uploads_per_client} uploads" in refusal["error"]
+    # Refused before the body was read: no file, no upload mark, only the taken slots.
+    assert [key for key in share_keys(redis_client) if not key.startswith(b"ots:inflight:")] == []
+    assert not settings.blob_dir.exists() or list(settings.blob_dir.iterdir()) == []
+    other = await client.post(
+        "/upload", data=body, headers={**headers, **JSON}, scope_base={"client": ("::1", 1)}
+    )
+    assert other.status_code == 201
