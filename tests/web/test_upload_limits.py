@@ -64,6 +64,11 @@ def start_upload(server: LiveServer, client: str, declared: int = 4 * 1024 * 102
     return connection
 
 
+def uploads_marked(redis_client: redis.Redis) -> int:
+    """Uploads under way: each has its liveness mark from its first file byte."""
+    return sum(key.startswith(b"ots:upload:") for key in share_keys(redis_client))
+
+
 def upload_small(server: LiveServer, client: str) -> httpx.Response:
     body, headers = multipart({}, ("small.txt", b"small"))
     return httpx.post(
@@ -94,7 +99,9 @@ def test_a_client_beyond_its_upload_requests_in_flight_gets_429_at_once(
     )
     held += [start_upload(server, CLIENT_A) for _ in range(4)]
     wait_until(lambda: redis_client.zcard(slots_key(CLIENT_A)) == 4)
-    wait_until(lambda: len(list(server.settings.blob_dir.glob("*.part"))) == 4)
+    wait_until(lambda: uploads_marked(redis_client) == 4)
+    # Stalled before a whole batch: they hold no file yet (created by the first batch).
+    assert list(server.settings.blob_dir.glob("*.part")) == []
 
     # The fifth sends its head and nothing more: the answer comes without any body.
     with socket.create_connection(("127.0.0.1", server.port), timeout=20) as fifth:
@@ -106,7 +113,7 @@ def test_a_client_beyond_its_upload_requests_in_flight_gets_429_at_once(
     assert refusal["code"] == "uploads_in_flight"
     assert "4 uploads" in refusal["error"] and "in progress" in refusal["error"]
     assert refusal["retry_after"] == 5
-    assert len(list(server.settings.blob_dir.glob("*.part"))) == 4  # it started nothing
+    assert uploads_marked(redis_client) == 4  # it started nothing
 
     # Somebody else is not affected.
     assert upload_small(server, CLIENT_B).status_code == 201
@@ -121,7 +128,8 @@ def test_a_client_beyond_its_upload_requests_in_flight_gets_429_at_once(
     while held:
         held.pop().close()
     wait_until(lambda: redis_client.exists(slots_key(CLIENT_A)) == 0)
-    wait_until(lambda: list(server.settings.blob_dir.glob("*.part")) == [])
+    wait_until(lambda: uploads_marked(redis_client) == 0)
+    assert list(server.settings.blob_dir.glob("*.part")) == []
 
 
 def descendants(pid: int) -> list[int]:
@@ -187,7 +195,7 @@ def test_an_upload_slower_than_the_minimum_rate_is_cut_with_408_and_leaves_nothi
     )
     with socket.create_connection(("127.0.0.1", server.port), timeout=20) as connection:
         connection.sendall(upload_head(1024 * 1024) + file_part_head() + b"x" * 10)
-        wait_until(lambda: len(list(server.settings.blob_dir.glob("*.part"))) == 1)
+        wait_until(lambda: uploads_marked(redis_client) == 1)
         # A byte every quarter second: never idle, far below 1000 bytes/s.
         for _ in range(240):
             connection.sendall(b"x")
