@@ -331,8 +331,8 @@ async def test_transfers_held_open_do_not_starve_the_others(s3_settings: Setting
     """A download holds its connection while its client reads: more of them than a
     small connection pool would hold must not stop uploads or other downloads."""
     async with opened_store(s3_settings) as store:
-        sink = await store.start("4" * 32, 10)
-        await sink.write(b"held open")
+        sink = await store.start("4" * 32, 4 * MIB)
+        await sink.write(os.urandom(4 * MIB))  # too big to arrive whole with the headers
         await sink.commit()
         held = [await asyncio.wait_for(store.open("4" * 32), 30) for _ in range(16)]
         sink = await store.start("5" * 32, 10)
