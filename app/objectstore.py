@@ -3,17 +3,28 @@
 For several app instances behind one load balancer: they share one Redis and
 one bucket. The store only ever sees ciphertext, exactly as the disk does.
 
-Client: obstore (Rust's object_store), chosen over aiobotocore after
-bench/s3_clients.py on a local SeaweedFS (64 MiB, MB/s): put 166 vs 113, get
-1008 vs 1033. It also streams multipart uploads from a push interface
-(``open_writer_async``) without buffering the whole object and without our own
-multipart bookkeeping, which aiobotocore would need.
+Client: aiobotocore, one client (one connection pool) per store. obstore, used
+before, put objects faster (bench/s3_clients.py), but its writer has no upload
+id, no parts, no abort and no listing of multipart uploads: a discarded upload
+could only be completed and then deleted, and one left behind by a killed
+instance could never be found. Resumable uploads will need the same parts API
+across requests, so one client does all of it.
 
-An upload writes straight to ``<prefix>/<id>.blob`` as a multipart upload, so the
-object only becomes visible when it is complete; until the record is written the
-share's upload mark keeps the janitor away from it. A discarded upload is
-completed and deleted, so no orphaned parts stay behind in stores that keep
-unfinished multipart uploads.
+Writing ``<prefix>/<id>.blob``: a blob smaller than one part (most shares) goes
+up as one PutObject at commit, with no multipart upload at all. A bigger one
+becomes a multipart upload when its first 8 MiB part is full; at most two parts
+upload while the next one fills, so an upload holds about 24 MiB whatever the
+file size. Commit completes the upload, and only then is the object visible;
+until the share's record is written its upload mark keeps the janitor away.
+Discard aborts the upload, never completes it, and deletes the object if the
+commit had already been attempted (the record was what failed).
+
+An instance killed mid-upload leaves its multipart upload behind, invisible to
+object listings but holding storage. The janitor lists the unfinished uploads
+under the prefix and aborts those that Redis knows nothing of once they are
+older than an upload mark lives.
+
+Reading: one streamed GetObject, handed out in the batches the caller asks for.
 """
 
 from __future__ import annotations
@@ -21,14 +32,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar, cast
 from urllib.parse import urlsplit
 
-import obstore
-from obstore.store import S3Store
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import ClientError
 
-from .storage import BLOB_SUFFIX, INLINE_IO_BYTES, NAME_PATTERN, StoredBlob, StoreFacts
+from .storage import (
+    BLOB_SUFFIX,
+    INLINE_IO_BYTES,
+    NAME_PATTERN,
+    StoredBlob,
+    StoreFacts,
+    UnfinishedUpload,
+)
+
+if TYPE_CHECKING:
+    from aiobotocore.response import StreamingBody
+    from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_s3.type_defs import ListMultipartUploadsRequestTypeDef
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -36,55 +60,163 @@ T = TypeVar("T")
 # buffers per upload at most, whatever the file size.
 PART_BYTES = 8 * 1024 * 1024
 PARTS_IN_FLIGHT = 2
-READ_CHUNK = 1024 * 1024
+# S3's largest page of ListMultipartUploads.
+UPLOADS_PAGE = 1000
+# A download holds its connection for as long as its client takes to read it, so the
+# pool must not be botocore's 10: the eleventh transfer of a worker would wait.
+MAX_CONNECTIONS = 1000
+HEALTH_SECONDS = 3.0
 
 
 class S3Sink:
-    def __init__(self, writer: Any, store: S3BlobStore, key: str) -> None:
-        self._writer = writer
-        self._store = store
+    """One blob being written: a PutObject at commit, or a multipart upload."""
+
+    def __init__(self, client: S3Client, bucket: str, key: str, share_id: str) -> None:
+        self._client = client
+        self._bucket = bucket
         self._key = key
-        self._closed = False
+        self._share_id = share_id
+        # Grown as data arrives, so an idle or small upload costs little.
+        self._part = bytearray()
+        self._upload_id: str | None = None
+        self._parts_started = 0
+        self._etags: dict[int, str] = {}
+        self._uploading: set[asyncio.Task[None]] = set()
+        self._commit_tried = False
 
     async def write(self, *pieces: bytes | bytearray | memoryview) -> None:
         for piece in pieces:
-            # Copied: the caller reuses its buffers as soon as this returns.
-            await self._writer.write(bytes(piece))
+            view = memoryview(piece)
+            while view:
+                room = PART_BYTES - len(self._part)
+                # Copied: the caller reuses its buffers as soon as this returns.
+                self._part += view[:room]
+                view = view[room:]
+                if len(self._part) == PART_BYTES:
+                    await self._send_part()
+
+    async def _send_part(self) -> None:
+        await self._wait_for_room(PARTS_IN_FLIGHT - 1)
+        if self._upload_id is None:
+            started = await self._client.create_multipart_upload(Bucket=self._bucket, Key=self._key)
+            self._upload_id = started["UploadId"]
+        self._parts_started += 1
+        body, self._part = self._part, bytearray()
+        task = asyncio.create_task(self._upload_part(self._parts_started, body), name="s3-part")
+        self._uploading.add(task)
+
+    async def _upload_part(self, number: int, body: bytearray) -> None:
+        assert self._upload_id is not None
+        answer = await self._client.upload_part(
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            PartNumber=number,
+            Body=_as_body(body),
+        )
+        self._etags[number] = answer["ETag"]
+
+    async def _wait_for_room(self, most_in_flight: int) -> None:
+        """Wait until at most this many parts are uploading; re-raise a failed part's error.
+
+        A cancelled wait leaves the parts uploading: discard waits for them."""
+        while len(self._uploading) > most_in_flight:
+            done, _ = await asyncio.wait(self._uploading, return_when=asyncio.FIRST_COMPLETED)
+            self._uploading -= done
+            failures = [task.exception() for task in done]  # each retrieved, none lost
+            for failure in failures:
+                if failure is not None:
+                    raise failure
 
     async def commit(self) -> None:
-        self._closed = True
-        await self._writer.close()
+        self._commit_tried = True
+        if self._upload_id is None:
+            body, self._part = self._part, bytearray()
+            await self._client.put_object(Bucket=self._bucket, Key=self._key, Body=_as_body(body))
+            return
+        if self._part:
+            await self._send_part()  # the last part may be of any size
+        await self._wait_for_room(0)
+        await self._client.complete_multipart_upload(
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            MultipartUpload={
+                "Parts": [
+                    {"PartNumber": number, "ETag": etag}
+                    for number, etag in sorted(self._etags.items())
+                ]
+            },
+        )
 
     async def discard(self) -> None:
-        if not self._closed:
-            self._closed = True
+        """Abort, never complete. Failures are logged: the janitor removes what is left."""
+        self._part = bytearray()
+        # Parts still uploading land first; an abort before they do could leave them.
+        while self._uploading:
             with contextlib.suppress(Exception):
-                await self._writer.close()
-        with contextlib.suppress(Exception):
-            await obstore.delete_async(self._store.client, self._key)
+                await self._wait_for_room(0)
+        upload_id, self._upload_id = self._upload_id, None
+        if upload_id is not None:
+            try:
+                await self._client.abort_multipart_upload(
+                    Bucket=self._bucket, Key=self._key, UploadId=upload_id
+                )
+            except Exception as error:
+                if _error_code(error) != "NoSuchUpload":  # already completed or aborted
+                    log.warning(
+                        "could not abort the upload of %s: %s",
+                        self._share_id[:8],
+                        type(error).__name__,
+                    )
+        if self._commit_tried:
+            try:
+                await self._client.delete_object(Bucket=self._bucket, Key=self._key)
+            except Exception as error:
+                log.warning(
+                    "could not delete the blob of %s: %s", self._share_id[:8], type(error).__name__
+                )
 
 
 class S3Source:
-    def __init__(self, size: int, chunks: AsyncIterator[Any]) -> None:
+    """An object being read: one streamed GetObject."""
+
+    def __init__(self, size: int, body: StreamingBody) -> None:
         self.size = size
-        self._chunks = chunks
-        self._pending = bytearray()
-        self._ended = False
+        self._body = body
+        self._buffer = bytearray()
 
     async def process(self, count: int, transform: Callable[[memoryview], T]) -> T:
-        while len(self._pending) < count and not self._ended:
-            try:
-                self._pending += bytes(await anext(self._chunks))
-            except StopAsyncIteration:
-                self._ended = True
-        taken = bytes(self._pending[:count])
-        del self._pending[:count]
-        if len(taken) > INLINE_IO_BYTES:
-            return await asyncio.to_thread(transform, memoryview(taken))
-        return transform(memoryview(taken))
+        if len(self._buffer) < count:
+            # Replaced, never resized: a transform may still hold a view of the old one.
+            self._buffer = bytearray(count)
+        view = memoryview(self._buffer)[:count]
+        filled = 0
+        while filled < count:
+            chunk = await self._body.read(count - filled)
+            if not chunk:
+                break
+            view[filled : filled + len(chunk)] = chunk
+            filled += len(chunk)
+        if filled > INLINE_IO_BYTES:
+            return await asyncio.to_thread(transform, view[:filled])
+        return transform(view[:filled])
 
     def close(self) -> None:
-        self._pending.clear()
+        self._body.close()
+        self._buffer = bytearray()
+
+
+def _as_body(part: bytearray) -> bytes:
+    """botocore and aiohttp send a bytearray as they send bytes (the stubs name only
+    bytes): no second 8 MiB copy per part."""
+    return cast(bytes, part)
+
+
+def _error_code(error: BaseException) -> str | None:
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code"))
+    return None
 
 
 class S3BlobStore:
@@ -104,73 +236,155 @@ class S3BlobStore:
             raise ValueError("expected s3://bucket/prefix")
         self.bucket = parts.netloc
         self.prefix = parts.path.strip("/")
-        options: dict[str, Any] = {"region": region}
-        if endpoint:
-            options["endpoint"] = endpoint
-            options["virtual_hosted_style_request"] = False
-        if access_key and secret_key:
-            options["access_key_id"] = access_key
-            options["secret_access_key"] = secret_key
-        client_options: Any = (
-            {"allow_http": True} if endpoint and endpoint.startswith("http:") else {}
+        self._key_prefix = f"{self.prefix}/" if self.prefix else ""
+        self._endpoint = endpoint or None
+        # Without keys here, botocore's usual sources apply (AWS_* variables, profiles).
+        self._credentials = (access_key, secret_key) if access_key and secret_key else None
+        self._config = AioConfig(
+            region_name=region,
+            max_pool_connections=MAX_CONNECTIONS,
+            retries={"mode": "standard", "max_attempts": 3},
+            connect_timeout=10,
+            # Every chunk is authenticated by the blob format itself: S3's checksums and
+            # SigV4's SHA-256 of each payload would only add CPU on the event loop.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            s3={
+                "payload_signing_enabled": False,
+                # Custom endpoints (SeaweedFS, MinIO) are addressed by path, not host name.
+                "addressing_style": "path" if endpoint else "auto",
+            },
         )
-        self.client = S3Store(
-            self.bucket, prefix=self.prefix or None, client_options=client_options, **options
-        )
+        self._client: S3Client | None = None
+        self._client_exit = contextlib.AsyncExitStack()
+        self._opening = asyncio.Lock()
 
-    @staticmethod
-    def key(share_id: str) -> str:
-        return f"{share_id}{BLOB_SUFFIX}"
+    def key(self, share_id: str) -> str:
+        return f"{self._key_prefix}{share_id}{BLOB_SUFFIX}"
+
+    async def client(self) -> S3Client:
+        """The store's one client, created on first use (it needs a running loop)."""
+        if self._client is None:
+            async with self._opening:
+                if self._client is None:
+                    access_key, secret_key = self._credentials or (None, None)
+                    self._client = await self._client_exit.enter_async_context(
+                        get_session().create_client(
+                            "s3",
+                            endpoint_url=self._endpoint,
+                            aws_access_key_id=access_key,
+                            aws_secret_access_key=secret_key,
+                            config=self._config,
+                        )
+                    )
+        return self._client
 
     async def prepare(self) -> None:
         """The bucket must exist; it is the operator's (or the compose file's) to create."""
+        await self.client()
 
     async def close(self) -> None:
-        """obstore keeps no connection that needs closing."""
+        self._client = None
+        exit_stack, self._client_exit = self._client_exit, contextlib.AsyncExitStack()
+        await exit_stack.aclose()
 
     def check_room(self, incoming_bytes: int) -> None:
         """Object stores report no free space; quotas show up as failed writes."""
 
     async def start(self, share_id: str, expected_bytes: int | None) -> S3Sink:
-        writer = obstore.open_writer_async(
-            self.client, self.key(share_id), buffer_size=PART_BYTES, max_concurrency=PARTS_IN_FLIGHT
-        )
-        return S3Sink(writer, self, self.key(share_id))
+        return S3Sink(await self.client(), self.bucket, self.key(share_id), share_id)
 
     async def open(self, share_id: str) -> S3Source:
-        result = await obstore.get_async(self.client, self.key(share_id))
-        return S3Source(int(result.meta["size"]), aiter(result.stream(min_chunk_size=READ_CHUNK)))
+        client = await self.client()
+        try:
+            answer = await client.get_object(Bucket=self.bucket, Key=self.key(share_id))
+        except ClientError as error:
+            # Only a missing object is a lost blob; a missing bucket, refused
+            # credentials or an outage must not end shares as lost.
+            if _error_code(error) == "NoSuchKey":
+                raise FileNotFoundError(self.key(share_id)) from None
+            raise
+        return S3Source(answer["ContentLength"], answer["Body"])
 
     async def delete(self, share_id: str, size: int | None = None) -> None:
         await self._remove(share_id)
 
     async def list_stored(self) -> list[StoredBlob]:
+        client = await self.client()
         found = []
-        async for batch in obstore.list(self.client, chunk_size=1000):
-            for meta in batch:
-                name = str(meta["path"]).rsplit("/", 1)[-1]
-                match = NAME_PATTERN.fullmatch(name)
+        pages = client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self._key_prefix, Delimiter="/"
+        )
+        async for page in pages:
+            for item in page.get("Contents", []):
+                key = item.get("Key", "")
+                match = NAME_PATTERN.fullmatch(key.removeprefix(self._key_prefix))
                 if match and match.group(2) == BLOB_SUFFIX:
-                    found.append(StoredBlob(match.group(1), "blob", str(meta["path"])))
+                    found.append(StoredBlob(match.group(1), "blob", key))
         return found
 
     async def delete_stored(self, stored: StoredBlob) -> bool:
         return await self._remove(stored.share_id)
 
     async def _remove(self, share_id: str) -> bool:
-        """Delete the object; False if it was not there."""
+        # S3 answers a delete the same whether or not the object was there; the
+        # janitor deletes only what it has just listed.
+        client = await self.client()
+        await client.delete_object(Bucket=self.bucket, Key=self.key(share_id))
+        return True
+
+    async def list_unfinished(self, page_size: int = UPLOADS_PAGE) -> list[UnfinishedUpload]:
+        client = await self.client()
+        found = []
+        request: ListMultipartUploadsRequestTypeDef = {
+            "Bucket": self.bucket,
+            "Prefix": self._key_prefix,
+            "MaxUploads": page_size,
+        }
+        while True:
+            page = await client.list_multipart_uploads(**request)
+            for upload in page.get("Uploads", []):
+                key, upload_id = upload.get("Key", ""), upload.get("UploadId", "")
+                match = NAME_PATTERN.fullmatch(key.removeprefix(self._key_prefix))
+                if match and match.group(2) == BLOB_SUFFIX and upload_id:
+                    # A store that does not say when it began: old enough for Redis to decide.
+                    initiated = upload.get("Initiated")
+                    started_at = initiated.timestamp() if initiated else 0.0
+                    found.append(UnfinishedUpload(match.group(1), started_at, key, upload_id))
+            # The next page starts after the markers the store handed out. SeaweedFS
+            # gives only an upload id marker (it lists uploads in id order); AWS both.
+            next_key, next_id = page.get("NextKeyMarker"), page.get("NextUploadIdMarker")
+            if (
+                not page.get("IsTruncated")
+                or not (next_key or next_id)
+                or (next_key, next_id) == (request.get("KeyMarker"), request.get("UploadIdMarker"))
+            ):
+                return found
+            request = {"Bucket": self.bucket, "Prefix": self._key_prefix, "MaxUploads": page_size}
+            if next_key:
+                request["KeyMarker"] = next_key
+            if next_id:
+                request["UploadIdMarker"] = next_id
+
+    async def abort_unfinished(self, unfinished: UnfinishedUpload) -> bool:
+        """Abort an unfinished upload; False if it was gone already (completed or aborted)."""
+        client = await self.client()
         try:
-            await obstore.delete_async(self.client, self.key(share_id))
-        except FileNotFoundError:
-            return False
+            await client.abort_multipart_upload(
+                Bucket=self.bucket, Key=unfinished.key, UploadId=unfinished.upload_id
+            )
+        except ClientError as error:
+            if _error_code(error) == "NoSuchUpload":
+                return False
+            raise
         return True
 
     async def healthy(self) -> bool:
         try:
-            await obstore.head_async(self.client, "health-probe")
-        except FileNotFoundError:
-            return True  # the store answered
-        except Exception as error:  # unreachable, refused, misconfigured
+            # Retries included: a monitor takes a later answer as no answer anyway.
+            async with asyncio.timeout(HEALTH_SECONDS):
+                await (await self.client()).head_bucket(Bucket=self.bucket)
+        except Exception as error:  # unreachable, refused, misconfigured, no such bucket
             log.warning("object store unhealthy: %s", type(error).__name__)
             return False
         return True

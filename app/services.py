@@ -72,7 +72,12 @@ class Services:
         await blobs.prepare()
         argon2 = Argon2Pool(settings.argon2_max_concurrent)
         shares = ShareService(settings, metadata, blobs, argon2)
-        janitor = Janitor(metadata, blobs, settings.janitor_interval)
+        janitor = Janitor(
+            metadata,
+            blobs,
+            settings.janitor_interval,
+            upload_mark_seconds=settings.upload_mark_seconds,
+        )
         admin = AdminAccess(settings, redis, argon2)
         await admin.prepare()
         upload_slots = UploadRequestSlots(

@@ -56,6 +56,17 @@ class StoredBlob:
 
 
 @dataclass(frozen=True, slots=True)
+class UnfinishedUpload:
+    """A multipart upload the object store holds open: its parts take space until
+    someone completes or aborts it."""
+
+    share_id: str
+    started_at: float  # Unix time, by the store's clock
+    key: str
+    upload_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class StoreFacts:
     kind: str
     blobs: int
@@ -92,6 +103,11 @@ class BlobStore(Protocol):
     async def delete(self, share_id: str, size: int | None = None) -> None: ...
     async def list_stored(self) -> list[StoredBlob]: ...
     async def delete_stored(self, stored: StoredBlob) -> bool: ...
+    async def list_unfinished(self) -> list[UnfinishedUpload]:
+        """Uploads begun and neither completed nor aborted (object stores only)."""
+        ...
+
+    async def abort_unfinished(self, unfinished: UnfinishedUpload) -> bool: ...
     def check_room(self, incoming_bytes: int) -> None: ...
     async def healthy(self) -> bool: ...
     async def facts(self) -> StoreFacts: ...
@@ -268,6 +284,13 @@ class LocalBlobStore:
         except FileNotFoundError:
             return False
         return True
+
+    async def list_unfinished(self) -> list[UnfinishedUpload]:
+        """A local upload is a ``.part`` file, which ``list_stored`` already lists."""
+        return []
+
+    async def abort_unfinished(self, unfinished: UnfinishedUpload) -> bool:
+        return False
 
     async def healthy(self) -> bool:
         # A permission check, not a test write: monitors poll health every few seconds.

@@ -1,7 +1,9 @@
-"""obstore against aiobotocore on a local SeaweedFS: put and get of one object, MB/s.
+"""S3 clients on a local SeaweedFS: put and get of one object, MB/s.
 
-The S3 blob store was written with obstore; this is the brief comparison behind
-that choice. Needs aiobotocore installed (it is not a dependency).
+``store`` is the app's own S3BlobStore (aiobotocore, 8 MiB parts, two in flight,
+reads in 1 MiB batches); ``aiobotocore`` the same client driven by hand, one part
+at a time; ``obstore`` the client the store used before, measured only when it is
+installed (``pip install obstore``; it is no longer a dependency).
 
     python -m bench.s3_clients [--mib 64] [--repeats 3]
 """
@@ -10,21 +12,52 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import obstore
-from obstore.store import S3Store
-
+from app.objectstore import S3BlobStore
 from tests.seaweedfs import ACCESS_KEY, SECRET_KEY, SeaweedFS
 
 PART = 8 * 1024 * 1024
+BATCH = 1024 * 1024
+
+
+async def with_store(endpoint: str, bucket: str, data: bytes) -> tuple[float, float]:
+    store = S3BlobStore(
+        f"s3://{bucket}/store",
+        endpoint=endpoint,
+        access_key=ACCESS_KEY,
+        secret_key=SECRET_KEY,
+        region="us-east-1",
+    )
+    try:
+        started = time.perf_counter()
+        sink = await store.start("0" * 32, len(data))
+        for offset in range(0, len(data), BATCH):
+            await sink.write(data[offset : offset + BATCH])
+        await sink.commit()
+        put = time.perf_counter() - started
+        started = time.perf_counter()
+        source = await store.open("0" * 32)
+        total = 0
+        while size := await source.process(BATCH, len):
+            total += size
+        source.close()
+        assert total == len(data)
+        return put, time.perf_counter() - started
+    finally:
+        await store.close()
 
 
 async def with_obstore(endpoint: str, bucket: str, data: bytes) -> tuple[float, float]:
+    import obstore
+    from obstore.store import S3Store
+
     store = S3Store(
         bucket,
         endpoint=endpoint,
@@ -99,8 +132,12 @@ def main() -> None:
         server = SeaweedFS(Path(scratch))
         server.start()
         server.create_bucket("bench")
+        clients: list[tuple[str, Callable[[str, str, bytes], Awaitable[tuple[float, float]]]]]
+        clients = [("store", with_store), ("aiobotocore", with_aiobotocore)]
+        if importlib.util.find_spec("obstore") is not None:
+            clients.append(("obstore", with_obstore))
         try:
-            for name, run in (("obstore", with_obstore), ("aiobotocore", with_aiobotocore)):
+            for name, run in clients:
                 puts, gets = [], []
                 for _ in range(arguments.repeats + 1):
                     put, get = asyncio.run(run(server.endpoint, "bench", data))

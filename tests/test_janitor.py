@@ -46,7 +46,7 @@ async def test_sweep_keeps_live_and_uploading_files_and_removes_orphans(
 
 async def test_a_pass_is_skipped_while_another_holds_the_lock(app: Quart) -> None:
     services = services_of(app)
-    other = Janitor(services.metadata, services.blobs, interval=3600)
+    other = Janitor(services.metadata, services.blobs, interval=3600, upload_mark_seconds=15)
     owner = await services.metadata.acquire_lock("janitor", 30)
     assert owner is not None
     assert await other.run_once() is None
