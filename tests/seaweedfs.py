@@ -58,6 +58,10 @@ class SeaweedFS:
                 f"-dir={self.directory}",
                 "-s3",
                 f"-s3.port={self.s3_port}",
+                # Catalog servers we do not use, on fixed ports by default: two SeaweedFS
+                # at once (two test runs on one machine) would collide on them.
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
                 f"-master.port={self.master_port}",
                 f"-volume.port={self.volume_port}",
                 f"-filer.port={self.filer_port}",
