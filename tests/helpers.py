@@ -6,10 +6,13 @@ import asyncio
 import contextlib
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import httpx
 import redis
 from quart import Quart
 from quart.typing import TestClientProtocol as QuartClient
@@ -19,6 +22,8 @@ from app.config import Settings
 
 BOUNDARY = "----onetimeshare-test-boundary"
 JSON = {"Accept": "application/json"}
+# Download links refuse command-line clients; the live-server tests speak as a browser.
+BROWSER_AGENT = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) OneTimeShare-tests"}
 
 
 @contextlib.asynccontextmanager
@@ -77,6 +82,35 @@ async def upload(
     response = await client.post("/upload", data=body, headers={**headers, **JSON})
     assert response.status_code == expect, await response.get_data(as_text=True)
     return await response.get_json()  # type: ignore[no-any-return]
+
+
+def upload_live(
+    base_url: str, data: bytes, filename: str = "file.bin", **fields: str
+) -> dict[str, Any]:
+    """Upload to a live server through the JSON API and return its answer."""
+    body, headers = multipart(fields, (filename, data))
+    response = httpx.post(
+        f"{base_url}/upload", content=body, headers={**headers, **JSON}, timeout=30
+    )
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def download_live(url: str) -> httpx.Response:
+    """The one-time download of a share link, as a browser posts it."""
+    return httpx.post(url, headers=BROWSER_AGENT, timeout=30)
+
+
+def serve_until_exit(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``onetimeshare serve`` that is expected to refuse to start; its exit and output."""
+    return subprocess.run(
+        [sys.executable, "-m", "app", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
 
 
 BOOKKEEPING_PREFIXES = (

@@ -17,7 +17,6 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -29,7 +28,15 @@ from app.config import MIB, Settings
 from app.embedded_redis import EmbeddedRedis
 from app.storage import DISK_FULL_MESSAGE
 from tests.conftest import LiveServer, LiveServerFactory
-from tests.helpers import JSON, multipart, read_one_response, share_keys, wait_until
+from tests.helpers import (
+    JSON,
+    download_live,
+    multipart,
+    read_one_response,
+    share_keys,
+    upload_live,
+    wait_until,
+)
 
 BROWSER = {"User-Agent": "Mozilla/5.0 tests"}
 FILE_SIZE_LIMIT = 8 * MIB
@@ -57,19 +64,6 @@ def json_error(body: bytes, code: str) -> dict[str, str]:
     assert set(error) == {"error", "code"}, error
     assert isinstance(error["error"], str) and error["code"] == code
     return error  # type: ignore[no-any-return]
-
-
-def upload_to(base_url: str, data: bytes, filename: str = "file.bin") -> dict[str, Any]:
-    body, headers = multipart(file=(filename, data))
-    response = httpx.post(
-        f"{base_url}/upload", content=body, headers={**headers, **JSON}, timeout=30
-    )
-    assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
-
-
-def download_from(url: str) -> httpx.Response:
-    return httpx.post(url, headers=BROWSER, timeout=30)
 
 
 def healthy(base_url: str) -> bool:
@@ -106,8 +100,8 @@ def test_redis_killed_mid_upload_is_503_and_the_service_recovers(
     own_redis.ensure_running()  # the same app, no restart: it must reconnect on its own
     wait_until(lambda: healthy(server.base_url), timeout=15, interval=0.1)
     data = os.urandom(MIB + 5)
-    share = upload_to(server.base_url, data)
-    response = download_from(str(share["url"]))
+    share = upload_live(server.base_url, data)
+    response = download_live(str(share["url"]))
     assert response.status_code == 200
     assert response.content == data
     wait_until(lambda: files_in(blob_dir) == [])
@@ -122,7 +116,7 @@ def test_app_killed_mid_upload_sweeps_the_part_and_keeps_live_shares(
     server = live_server_factory(workers=1, janitor_interval=1, upload_mark_seconds=2)
     blob_dir = server.settings.blob_dir
     kept = os.urandom(700_000)
-    share = upload_to(server.base_url, kept, "kept.bin")
+    share = upload_live(server.base_url, kept, "kept.bin")
     kept_blob = blob_dir / f"{share['id']}.blob"
     assert kept_blob.exists()
 
@@ -145,7 +139,7 @@ def test_app_killed_mid_upload_sweeps_the_part_and_keeps_live_shares(
     wait_until(part_swept, timeout=15, interval=0.05)
     assert files_in(blob_dir) == [kept_blob.name]
 
-    response = download_from(str(share["url"]))
+    response = download_live(str(share["url"]))
     assert response.status_code == 200
     assert response.content == kept
     assert response.headers["content-length"] == str(len(kept))
@@ -206,9 +200,9 @@ def test_disk_full_for_real_is_507_and_leaves_nothing(
 
     assert cramped_server.process is not None and cramped_server.process.poll() is None
     data = os.urandom(MIB)
-    share = upload_to(cramped_server.base_url, data)
+    share = upload_live(cramped_server.base_url, data)
     assert share["size"] == MIB
-    response = download_from(str(share["url"]))
+    response = download_live(str(share["url"]))
     assert response.status_code == 200
     assert response.content == data
     wait_until(lambda: files_in(blob_dir) == [])

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from quart.typing import TestClientProtocol as QuartClient
 from app import create_app
 from app.config import Settings, SettingsError
 from app.ratelimit import exempt
-from tests.helpers import JSON, multipart
+from tests.helpers import JSON, multipart, serve_until_exit
 
 PUBLIC_URL = "https://share.example.org"
 STRONG_KEY = "k3y-" + "x" * 60
@@ -62,14 +61,7 @@ def test_serve_refuses_to_start_behind_proxies_without_a_public_url(
             "PORT": "0",
         }
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "app", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = serve_until_exit(env)
     assert result.returncode == 2
     assert "OTS_PUBLIC_URL: required when TRUSTED_PROXY_HOPS" in result.stderr
     assert "Traceback" not in result.stderr
@@ -90,21 +82,24 @@ def with_probe(application: Quart) -> Quart:
     return application
 
 
-@pytest.fixture
-async def behind_two_proxies(settings: Settings) -> AsyncIterator[Quart]:
+@contextlib.asynccontextmanager
+async def behind_proxies(settings: Settings, hops: int) -> AsyncIterator[Quart]:
     application = with_probe(
-        create_app(dataclasses.replace(settings, trusted_proxy_hops=2, public_url=PUBLIC_URL))
+        create_app(dataclasses.replace(settings, trusted_proxy_hops=hops, public_url=PUBLIC_URL))
     )
     async with application.test_app():
         yield application
 
 
 @pytest.fixture
+async def behind_two_proxies(settings: Settings) -> AsyncIterator[Quart]:
+    async with behind_proxies(settings, 2) as application:
+        yield application
+
+
+@pytest.fixture
 async def behind_a_proxy(settings: Settings) -> AsyncIterator[Quart]:
-    application = with_probe(
-        create_app(dataclasses.replace(settings, trusted_proxy_hops=1, public_url=PUBLIC_URL))
-    )
-    async with application.test_app():
+    async with behind_proxies(settings, 1) as application:
         yield application
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -17,23 +15,17 @@ from app.embedded_redis import EmbeddedRedis
 from tests.conftest import LiveServer, LiveServerFactory
 from tests.helpers import (
     BOUNDARY,
+    BROWSER_AGENT,
     JSON,
     multipart,
     read_one_response,
+    serve_until_exit,
     share_keys,
+    upload_live,
     wait_until,
 )
 
-USER_AGENT = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) OneTimeShare-tests"}
-
-
-def upload_to(server: LiveServer, data: bytes, **fields: str) -> dict[str, object]:
-    body, headers = multipart(fields, ("file.bin", data))
-    response = httpx.post(
-        f"{server.base_url}/upload", content=body, headers={**headers, **JSON}, timeout=30
-    )
-    assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
+USER_AGENT = BROWSER_AGENT
 
 
 def files_in(directory: Path) -> list[str]:
@@ -42,7 +34,7 @@ def files_in(directory: Path) -> list[str]:
 
 def test_round_trip_and_one_time_semantics_across_two_workers(live_server: LiveServer) -> None:
     data = os.urandom(2 * MIB + 3)
-    share = upload_to(live_server, data, password="pw")
+    share = upload_live(live_server.base_url, data, password="pw")
     url = str(share["url"])
 
     for _ in range(4):  # spread over both workers; looking never consumes
@@ -82,7 +74,7 @@ def test_client_gone_mid_download_still_burns_the_share(
     live_server_factory: LiveServerFactory,
 ) -> None:
     server = live_server_factory(workers=1, max_upload_bytes=96 * MIB)
-    share = upload_to(server, os.urandom(96 * MIB))
+    share = upload_live(server.base_url, os.urandom(96 * MIB))
     url = str(share["url"])
     with httpx.stream("POST", url, headers=USER_AGENT, timeout=30) as response:
         assert response.status_code == 200
@@ -141,7 +133,7 @@ def test_embedded_redis_keeps_shares_across_restarts(
     server = live_server_factory(workers=2, redis_url=None)
     embedded = EmbeddedRedis(settings.embedded_redis_dir)
     assert embedded.answers()
-    share = upload_to(server, b"kept across restarts", expires_in="3600")
+    share = upload_live(server.base_url, b"kept across restarts", expires_in="3600")
 
     server.stop()
     assert not embedded.answers(), "the embedded Redis stops with the service"
@@ -156,14 +148,7 @@ def test_embedded_redis_keeps_shares_across_restarts(
 
 def test_bad_configuration_exits_with_a_clear_message(tmp_path: Path) -> None:
     env = {**os.environ, "OTS_DATA_DIR": str(tmp_path), "OTS_MAX_PASSWORD_TRIES": "lots"}
-    result = subprocess.run(
-        [sys.executable, "-m", "app", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = serve_until_exit(env)
     assert result.returncode == 2
     assert "OTS_MAX_PASSWORD_TRIES: expected a whole number, got 'lots'" in result.stderr
     assert "Traceback" not in result.stderr

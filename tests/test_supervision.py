@@ -24,7 +24,7 @@ import pytest
 from app.config import MIB
 from app.embedded_redis import EmbeddedRedis
 from tests.conftest import LiveServer, LiveServerFactory
-from tests.helpers import JSON, multipart, wait_until
+from tests.helpers import download_live, multipart, upload_live, wait_until
 
 BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) tests"}
 METRICS_TOKEN = "metrics-token-for-tests-0123456789"
@@ -86,25 +86,12 @@ def log_records(server: LiveServer) -> list[dict[str, Any]]:
 # --- requests -----------------------------------------------------------------------------
 
 
-def upload_to(server: LiveServer, data: bytes) -> dict[str, Any]:
-    body, headers = multipart(file=("file.bin", data))
-    response = httpx.post(
-        f"{server.base_url}/upload", content=body, headers={**headers, **JSON}, timeout=30
-    )
-    assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
-
-
-def download(url: str) -> httpx.Response:
-    return httpx.post(url, headers=BROWSER, timeout=30)
-
-
 def round_trip_works(server: LiveServer) -> bool:
     """A new share uploaded and downloaded once, intact."""
     data = os.urandom(300_000)
     try:
-        share = upload_to(server, data)
-        response = download(str(share["url"]))
+        share = upload_live(server.base_url, data)
+        response = download_live(str(share["url"]))
     except httpx.TransportError:
         return False
     return response.status_code == 200 and response.content == data
@@ -168,7 +155,7 @@ def assert_recovered(server: LiveServer, killed: int, redis_before: int) -> None
 
 def assert_still_live(kept: dict[str, Any], kept_data: bytes) -> None:
     """A share uploaded before the worker died downloads intact (which uses it up)."""
-    response = download(str(kept["url"]))
+    response = download_live(str(kept["url"]))
     assert response.status_code == 200
     assert response.content == kept_data
 
@@ -182,7 +169,7 @@ def test_idle_worker_killed_is_replaced_and_its_counts_are_kept(
 ) -> None:
     server = start(live_server_factory, workers, metrics_token=METRICS_TOKEN)
     kept_data = os.urandom(500_000)
-    kept = upload_to(server, kept_data)
+    kept = upload_live(server.base_url, kept_data)
     for _ in range(6):  # new connections, spread over the workers
         assert httpx.get(f"{server.base_url}/", headers=BROWSER).status_code == 200
     redis_before = redis_pid(server)
@@ -209,7 +196,7 @@ def test_worker_killed_mid_upload_is_replaced_and_its_part_swept(
     server = start(live_server_factory, workers)
     blob_dir = server.settings.blob_dir
     kept_data = os.urandom(500_000)
-    kept = upload_to(server, kept_data)
+    kept = upload_live(server.base_url, kept_data)
     redis_before = redis_pid(server)
 
     body, headers = multipart(file=("big.bin", os.urandom(6 * MIB)))
@@ -241,10 +228,10 @@ def test_worker_killed_mid_download_is_replaced_and_the_share_stays_used_up(
     server = start(live_server_factory, workers, max_upload_bytes=32 * MIB)
     blob_dir = server.settings.blob_dir
     kept_data = os.urandom(500_000)
-    kept = upload_to(server, kept_data)
+    kept = upload_live(server.base_url, kept_data)
     redis_before = redis_pid(server)
     # Bigger than what the socket buffers hold, read by a client that takes little.
-    big = upload_to(server, os.urandom(24 * MIB))
+    big = upload_live(server.base_url, os.urandom(24 * MIB))
     blob = blob_dir / f"{big['id']}.blob"
     path = "/d/" + str(big["url"]).rsplit("/d/", 1)[1]
 
@@ -268,7 +255,7 @@ def test_worker_killed_mid_download_is_replaced_and_the_share_stays_used_up(
     assert len(received.partition(b"\r\n\r\n")[2]) < int(declared.group(1)), "not cut short"
 
     assert_recovered(server, downloader, redis_before)
-    assert download(str(big["url"])).status_code == 410  # claimed before it was sent
+    assert download_live(str(big["url"])).status_code == 410  # claimed before it was sent
 
     def blob_swept() -> bool:
         assert (blob_dir / f"{kept['id']}.blob").exists(), "a live share's blob was removed"
