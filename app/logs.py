@@ -33,9 +33,22 @@ SECRET_PATH_PREFIXES: tuple[str, ...] = (
 )
 REDACTED = "…"
 
-_PREFIXES = "|".join(re.escape(prefix) for prefix in SECRET_PATH_PREFIXES)
+
+def _as_routed(prefix: str) -> str:
+    """A prefix as the router may still see it: each slash may be doubled and followed
+    by dot segments (``/d//<token>`` is redirected, ``/d/./<token>`` is a 404 - and
+    both are logged)."""
+    return r"/+(?:\.{1,2}/+)*".join(re.escape(part) for part in prefix.split("/"))
+
+
 # A bare request path: the whole segment, as the route captures it.
-_SECRET_IN_PATH = re.compile(rf"^(?P<prefix>{_PREFIXES})(?P<secret>[^/]+)")
+_SECRET_IN_PATH = re.compile(
+    "^(?P<prefix>" + "|".join(_as_routed(prefix) for prefix in SECRET_PATH_PREFIXES) + ")"
+    r"(?P<secret>[^/]+)"
+)
+# Whatever its surroundings: a run with the exact shape of our link tokens (32 random
+# bytes as 43 base64url characters) is redacted wherever it stands alone.
+_TOKEN_SHAPE = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}(?![A-Za-z0-9_=-])")
 
 
 def _right_after(prefix: str) -> str:
@@ -66,12 +79,12 @@ requests_log = logging.getLogger("onetimeshare.requests")
 
 def redact_path(path: str) -> str:
     """'/d/<token>/status' -> '/d/…/status'; nothing else in a path is secret."""
-    return _SECRET_IN_PATH.sub(rf"\g<prefix>{REDACTED}", path)
+    return _TOKEN_SHAPE.sub(REDACTED, _SECRET_IN_PATH.sub(rf"\g<prefix>{REDACTED}", path))
 
 
 def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
     """Every secret path segment in ``text`` (and every one of ``secrets``) -> '…'."""
-    text = _SECRET_IN_TEXT.sub(REDACTED, text)
+    text = _TOKEN_SHAPE.sub(REDACTED, _SECRET_IN_TEXT.sub(REDACTED, text))
     for secret in secrets:
         text = text.replace(secret, REDACTED)
     return text

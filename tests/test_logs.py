@@ -52,8 +52,28 @@ FAILING_ERROR_PAGE = '{{ {}[request.path ~ " " ~ request.path.split("/") | join(
         ("/upload", "/upload"),
         ("/admin/shares/0123abcd/revoke", "/admin/shares/0123abcd/revoke"),
         ("/static/d/app.js", "/static/d/app.js"),
+        (f"//d//{TOKEN}", "//d//…"),  # redirected by the router, and logged first
+        (f"/d/./{TOKEN}/status", "/d/./…/status"),
+        (f"/r/../r//{TOKEN}", "/r/../…//…"),  # more hidden than needed, never less
+        ("/upload//progress/abcdefghijklmnopqrstuv", "/upload//progress/…"),
+        (f"/somewhere/{TOKEN}", "/somewhere/…"),  # a token's shape, wherever it is
     ],
-    ids=["share", "status", "unlock", "revoke", "progress", "odd", "upload", "admin", "static"],
+    ids=[
+        "share",
+        "status",
+        "unlock",
+        "revoke",
+        "progress",
+        "odd",
+        "upload",
+        "admin",
+        "static",
+        "doubled",
+        "dot",
+        "dotdot",
+        "progress-doubled",
+        "shape",
+    ],
 )
 def test_request_paths_lose_their_secret_segment(path: str, logged: str) -> None:
     assert logs.redact_path(path) == logged
@@ -70,8 +90,21 @@ def test_request_paths_lose_their_secret_segment(path: str, logged: str) -> None
         (f"/d/{TOKEN}, /r/{TOKEN}; (/d/{TOKEN})", "/d/…, /r/…; (/d/…)"),
         (f'{{"path": "/d/{TOKEN}\\n"}}', '{"path": "/d/…\\n"}'),
         ("nothing to hide in /upload or /admin", "nothing to hide in /upload or /admin"),
+        (f"GET /d//{TOKEN} -> 308", "GET /d//… -> 308"),
+        (f"share id 0123abcd, not {TOKEN[:42]}", f"share id 0123abcd, not {TOKEN[:42]}"),
     ],
-    ids=["quart", "request-line", "url", "repr", "encoded", "several", "json", "none"],
+    ids=[
+        "quart",
+        "request-line",
+        "url",
+        "repr",
+        "encoded",
+        "several",
+        "json",
+        "none",
+        "doubled",
+        "not-a-token",
+    ],
 )
 def test_free_text_loses_every_secret_segment(text: str, logged: str) -> None:
     assert logs.redact_text(text) == logged
@@ -177,6 +210,9 @@ async def test_a_failing_error_page_logs_no_secret(
             await client.delete(f"/r/{revoke_token}"),  # 405
             await client.put(f"/upload/progress/{upload_id}"),  # 405
         ]
+        # Not routed as they are (a redirect, a 404), but logged before anything else.
+        for odd in (f"/d//{token}", f"/d/./{token}", f"/r//{revoke_token}"):
+            assert (await client.get(odd)).status_code in {308, 404, 500}
         json_answer = await client.delete(f"/r/{revoke_token}", headers=JSON)
 
     text = log_output.text()
