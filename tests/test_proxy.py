@@ -151,6 +151,10 @@ async def test_with_two_proxies_the_second_address_from_the_right_is_the_client(
     assert seen["client"] == "203.0.113.7"
     # Fewer values than proxies: someone in front did not append; keep the peer.
     assert (await probe(client, **{"X-Forwarded-For": "203.0.113.7"}))["client"] == "10.9.9.9"
+    # The scheme: proxies overwrite it, so the one value there is the proxies' own; with
+    # several, the second from the right, like the address.
+    assert (await probe(client, **{"X-Forwarded-Proto": "https"}))["scheme"] == "https"
+    assert (await probe(client, **{"X-Forwarded-Proto": "http, https, http"}))["scheme"] == "https"
 
 
 @pytest.mark.parametrize(

@@ -38,7 +38,9 @@ class ProxyHeaders:
         if scope["type"] == "http" or scope["type"] == "websocket":
             headers = scope["headers"]
             client = _address(_trusted_value(b"x-forwarded-for", headers, self.hops))
-            scheme = _trusted_value(b"x-forwarded-proto", headers, self.hops)
+            # Proxies append to X-Forwarded-For but usually overwrite X-Forwarded-Proto:
+            # with fewer values than hops, the one there was set by a trusted proxy.
+            scheme = _trusted_value(b"x-forwarded-proto", headers, self.hops, overwritten=True)
             scheme = scheme.lower() if scheme is not None else None
             if client is not None or scheme in SCHEMES:
                 scope = dict(scope)  # type: ignore[assignment]  # the server's own stays as it was
@@ -49,15 +51,18 @@ class ProxyHeaders:
         await self.app(scope, receive, send)
 
 
-def _trusted_value(name: bytes, headers: Iterable[tuple[bytes, bytes]], hops: int) -> str | None:
-    """The value the outermost trusted proxy wrote, or None if the proxies wrote too few."""
+def _trusted_value(
+    name: bytes, headers: Iterable[tuple[bytes, bytes]], hops: int, *, overwritten: bool = False
+) -> str | None:
+    """The value the outermost trusted proxy wrote, or None if the proxies wrote too few
+    (unless the header is one proxies overwrite: then the oldest value there is theirs)."""
     values: list[str] = []
     for header, value in headers:
         if header.lower() == name:
             values.extend(part.decode("latin-1").strip() for part in value.split(b","))
-    if len(values) < hops:
+    if not values or (len(values) < hops and not overwritten):
         return None
-    return values[-hops]
+    return values[-min(hops, len(values))]
 
 
 def _address(value: str | None) -> str | None:
