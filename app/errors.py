@@ -118,3 +118,9 @@ class ServiceUnavailable(ShareError):
     code = "unavailable"
     title = "Temporarily unavailable"
     retry_after = 30
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """The blob store failed to read (an outage, not a missing blob): nothing was consumed."""
+
+    code = "storage_unavailable"

@@ -26,10 +26,11 @@ from typing import Any
 import redis.exceptions
 from redis.asyncio import Redis
 
+from .heartbeat import start_heartbeat
+
 log = logging.getLogger(__name__)
 
 PREFIX = "ots:inflight:upload:"
-HEARTBEATS_PER_LEASE = 3
 
 # KEYS: the client's set. ARGV: lease id, lease milliseconds, slots per client.
 # Returns 1 if the lease was taken, 0 if every slot is held.
@@ -76,7 +77,9 @@ class UploadRequestSlots:
         if lease is None:
             yield False
             return
-        heartbeat = asyncio.create_task(self._keep_alive(client_key, lease), name="upload-slot")
+        heartbeat = start_heartbeat(
+            lambda: self.refresh(client_key, lease), self.lease_seconds, "an upload slot"
+        )
         try:
             yield True
         finally:
@@ -105,11 +108,3 @@ class UploadRequestSlots:
     @property
     def _lease_ms(self) -> int:
         return int(self.lease_seconds * 1000)
-
-    async def _keep_alive(self, client_key: str, lease: str) -> None:
-        while True:
-            await asyncio.sleep(self.lease_seconds / HEARTBEATS_PER_LEASE)
-            try:
-                await self.refresh(client_key, lease)
-            except (redis.exceptions.RedisError, OSError):
-                log.warning("could not refresh an upload slot; it lapses on its own")

@@ -129,7 +129,8 @@ return 1
 
 # Reserves a password check before Argon2 runs. Returns the tries left after this one
 # if it were wrong (> 0), -1 when the share is gone, -2 when the checks in flight
-# already use up the tries left (the caller answers 429 and the guess is never evaluated).
+# already use up the tries left (the caller answers 429 and the guess is never
+# evaluated), -3 when this call found the share spent and destroyed it.
 # ARGV: share id, max tries, lease id, lease milliseconds, tombstone seconds.
 _RESERVE_CHECK = (
     _BOOKKEEPING
@@ -143,12 +144,12 @@ local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', checks, '-inf', now)
 local in_flight = redis.call('ZCARD', checks)
 local limit = tonumber(ARGV[2])
-local tries = tonumber(redis.call('HGET', share_key, 'tries')) or limit
+local tries = tonumber(redis.call('HGET', share_key, 'tries')) or 0
 if tries >= limit then
   -- Only after the limit was lowered below the tries this share already had: spent.
   end_share(id, 'destroyed', ARGV[5])
   retire(id, 'destroyed', 'destroyed')
-  return -1
+  return -3
 end
 if tries + in_flight >= limit then return -2 end
 redis.call('ZADD', checks, now + tonumber(ARGV[4]), ARGV[3])
@@ -156,6 +157,19 @@ redis.call('PEXPIRE', checks, ARGV[4])
 return limit - tries - in_flight
 """
 )
+
+# A check still running renews its lease. One already dropped (lapsed and swept) is
+# not taken back: its try may have gone to another guess meanwhile.
+# ARGV: share id, lease id, lease milliseconds.
+_RENEW_CHECK = """
+local checks = 'ots:checks:' .. ARGV[1]
+if not redis.call('ZSCORE', checks, ARGV[2]) then return 0 end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+redis.call('ZADD', checks, now + tonumber(ARGV[3]), ARGV[2])
+redis.call('PEXPIRE', checks, ARGV[3])
+return 1
+"""
 
 # A reserved check found the password wrong: the lease becomes a counted try. Returns
 # tries left, 0 when this failure destroyed the share, -1 when it was already gone.
@@ -222,21 +236,24 @@ _ENDINGS: dict[str, tuple[str, str]] = {
 }
 
 
+# reserved: a lease to evaluate one guess; gone: the share has ended; busy: the checks
+# in flight would use up the tries left; spent: the share had no tries left (the limit
+# was lowered) and this reservation destroyed it.
+CheckOutcome = Literal["reserved", "gone", "busy", "spent"]
+_CHECK_REFUSALS: dict[int, CheckOutcome] = {-1: "gone", -2: "busy", -3: "spent"}
+
+
 @dataclass(frozen=True, slots=True)
 class CheckReservation:
     """The outcome of ``reserve_check``: a lease to evaluate one guess, or why not."""
 
     share_id: str
     lease: str | None
-    answer: int  # > 0 reserved; -1 the share is gone; -2 other checks use up the tries
+    outcome: CheckOutcome
 
     @property
     def reserved(self) -> bool:
         return self.lease is not None
-
-    @property
-    def share_gone(self) -> bool:
-        return self.answer == -1
 
 
 _RELEASE_LOCK = """
@@ -352,6 +369,7 @@ class MetadataStore:
         self._create = redis.register_script(_CREATE)
         self._claim = redis.register_script(_CLAIM)
         self._reserve_check = redis.register_script(_RESERVE_CHECK)
+        self._renew_check = redis.register_script(_RENEW_CHECK)
         self._settle_wrong = redis.register_script(_SETTLE_WRONG)
         self._release_check = redis.register_script(_RELEASE_CHECK)
         self._sweep_expired = redis.register_script(_SWEEP_EXPIRED)
@@ -450,7 +468,15 @@ class MetadataStore:
             self.tombstone_seconds,
         ]
         answer = int(await self._reserve_check(keys=[], args=args))
-        return CheckReservation(share_id, lease if answer > 0 else None, answer)
+        if answer > 0:
+            return CheckReservation(share_id, lease, "reserved")
+        return CheckReservation(share_id, None, _CHECK_REFUSALS[answer])
+
+    async def renew_check(self, check: CheckReservation, lease_seconds: float) -> bool:
+        """Extend a check's lease while its hash runs; False if it was already dropped."""
+        assert check.lease is not None
+        args: list[str | int] = [check.share_id, check.lease, max(1, int(lease_seconds * 1000))]
+        return bool(await self._renew_check(keys=[], args=args))
 
     async def settle_wrong(self, check: CheckReservation, max_tries: int) -> int:
         """Count an evaluated wrong guess: tries left, 0 if it destroyed the share, -1 if gone."""

@@ -12,13 +12,13 @@ loop for 65 ms at equal priority.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from .crypto import Argon2Params
 
@@ -38,22 +38,25 @@ class Argon2Turn:
 
     def __init__(self, executor: ThreadPoolExecutor) -> None:
         self._executor = executor
+        self.running: concurrent.futures.Future[object] | None = None
 
     async def hash(self, params: Argon2Params, password: bytes, salt: bytes) -> bytes:
         return await self.run(params.hash, password, salt)
 
     async def run(self, function: Callable[..., T], *arguments: object) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, partial(function, *arguments))
+        future = self._executor.submit(function, *arguments)
+        self.running = cast("concurrent.futures.Future[object]", future)
+        return await asyncio.wrap_future(future)
 
 
 class Argon2Pool:
     def __init__(self, max_concurrent: int) -> None:
         # Callers wait for a turn here, not in the executor's queue: whoever holds a turn
         # starts hashing at once. That lets a share's password check reserve its try in
-        # Redis only when its hash is about to run, so the reservation is held for the
-        # hash alone and not for the wait in line. A caller cancelled while waiting
-        # simply leaves the line.
+        # Redis only when its hash is about to run. A caller cancelled while waiting
+        # simply leaves the line; one cancelled while its hash runs keeps the turn taken
+        # until the thread is really free (a thread cannot be stopped), so the next
+        # caller never reserves a try and then waits behind an abandoned hash.
         self._turns = asyncio.Semaphore(max_concurrent)
         self._executor = ThreadPoolExecutor(
             max_workers=max_concurrent, thread_name_prefix="argon2", initializer=_lower_priority
@@ -61,8 +64,22 @@ class Argon2Pool:
 
     @contextlib.asynccontextmanager
     async def turn(self) -> AsyncIterator[Argon2Turn]:
-        async with self._turns:
-            yield Argon2Turn(self._executor)
+        await self._turns.acquire()
+        turn = Argon2Turn(self._executor)
+        try:
+            yield turn
+        finally:
+            running = turn.running
+            if running is None or running.done():
+                self._turns.release()
+            else:
+                loop = asyncio.get_running_loop()
+                running.add_done_callback(lambda _: self._release_from_thread(loop))
+
+    def _release_from_thread(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Runs in the hashing thread when an abandoned hash ends.
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
+            loop.call_soon_threadsafe(self._turns.release)
 
     async def hash(self, params: Argon2Params, password: bytes, salt: bytes) -> bytes:
         async with self.turn() as turn:

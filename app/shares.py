@@ -29,11 +29,14 @@ from .errors import (
     ShareError,
     ShareGone,
     ShareNotFound,
+    StorageUnavailable,
     UploadTooLarge,
     WrongPassword,
 )
 from .formatting import human_bytes
+from .heartbeat import start_heartbeat
 from .metadata import (
+    MAX_SEALED_ENVELOPE_BYTES,
     SALT_BYTES,
     CheckReservation,
     CorruptRecord,
@@ -49,10 +52,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 BATCH_CHUNKS = 16  # 16 x 64 KiB: crypto and disk work in 1 MiB batches
 MIN_UPLOAD_BUFFER = 64 * 1024
-# A reserved password check lapses after this if its worker dies mid-Argon2. A hash
-# takes at most seconds within the Argon2 bounds (crypto.ARGON2_MAX_*), and the try
-# is reserved only once a hashing thread is free, so this is never reached by a
-# check that is still running.
+# A reserved password check lapses this long after its last renewal, so a worker that
+# dies mid-Argon2 gives its try back; a check that is still running renews it on a
+# heartbeat, however long its hash takes.
 CHECK_LEASE_SECONDS = 30.0
 UNLOCK_PURPOSE = "unlock"
 # How long the proof of a checked password may wait for the download form it is in.
@@ -65,11 +67,6 @@ def batch_chunks_for(size: int | None) -> int:
     if size is None:
         return BATCH_CHUNKS
     return max(1, min(BATCH_CHUNKS, -(-size // crypto.DEFAULT_CHUNK_SIZE)))
-
-
-# The upload mark is refreshed this many times per TTL by a heartbeat while the upload
-# runs; if the process dies, the mark lapses and the janitor may remove the .part.
-UPLOAD_MARK_BEATS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +118,7 @@ class ShareService:
         self.metadata = metadata
         self.blobs = blobs
         self.argon2 = argon2
+        self.check_lease_seconds = CHECK_LEASE_SECONDS
 
     # --- creating ---
 
@@ -191,14 +189,12 @@ class ShareService:
         if not record.protected:
             return Unlocked(await self._view(token, record), proof=None)
         check = await self._check_password(token, record, password)
-        try:
-            if not await self.metadata.release_check(check.reservation):
-                # Right, but the share ended while the password was being checked: the
-                # same answer as every other guess that lost that race.
-                raise ShareGone(await self.metadata.gone_reason(share_id))
-            proof = await self._issue_unlock_proof(share_id, check.password_hash)
-        finally:
-            await asyncio.shield(self._release_quietly(check.reservation))
+        # Gives the try back, and says atomically whether the share still exists.
+        if not await self.metadata.release_check(check.reservation):
+            # Right, but the share ended while the password was being checked: the same
+            # answer as every other guess that lost that race.
+            raise ShareGone(await self.metadata.gone_reason(share_id))
+        proof = await self._issue_unlock_proof(share_id, check.password_hash)
         return Unlocked(_share_view(record, None, self.settings), proof=proof)
 
     async def _view(self, token: bytes, record: ShareRecord) -> ShareView:
@@ -221,6 +217,7 @@ class ShareService:
         token, share_id = _parse_token(token_text)
         record = await self._live_record(share_id)
         reservation: CheckReservation | None = None
+        won = False
         try:
             if not record.protected:
                 envelope = await self._open_envelope(token, record, None)
@@ -236,9 +233,9 @@ class ShareService:
                 stream.close_unclaimed()
                 raise
         finally:
-            if reservation is not None:
-                # The claim already dropped the lease with the record; after a failure
-                # this gives the try back.
+            if reservation is not None and not won:
+                # A claim that won dropped the lease with the record; after anything else
+                # (a lost blob, an outage) this gives the try back.
                 await asyncio.shield(self._release_quietly(reservation))
         if not won:
             stream.close_unclaimed()
@@ -287,20 +284,33 @@ class ShareService:
         encoded = self.validate_password(password)
         async with self.argon2.turn() as turn:
             reservation = await self.metadata.reserve_check(
-                record.share_id, max_tries, CHECK_LEASE_SECONDS
+                record.share_id, max_tries, self.check_lease_seconds
             )
-            if reservation.share_gone:
+            if reservation.outcome == "spent":
+                # The limit was lowered below the tries this share already had.
+                logs.event("destroyed", record.share_id, reason="too many wrong passwords")
+                await self._delete_blob(record.share_id)
+            if reservation.outcome in ("gone", "spent"):
                 raise ShareGone(await self.metadata.gone_reason(record.share_id))
-            if not reservation.reserved:
+            if reservation.outcome == "busy":
                 raise PasswordCheckBusy(
                     "Another attempt at this password is being checked right now. "
                     "Wait a second and try again."
                 )
+            # Renewed while the hash runs, however long it takes; a worker that dies
+            # mid-check stops renewing, and its try comes back when the lease lapses.
+            heartbeat = start_heartbeat(
+                lambda: self.metadata.renew_check(reservation, self.check_lease_seconds),
+                self.check_lease_seconds,
+                f"a password check of {record.share_id[:8]}",
+            )
             try:
                 password_hash = await turn.hash(record.argon2, encoded, record.salt)
             except BaseException:
                 await asyncio.shield(self._release_quietly(reservation))
                 raise
+            finally:
+                heartbeat.cancel()
         try:
             envelope = crypto.open_envelope(
                 crypto.key_encryption_key(token, password_hash),
@@ -439,6 +449,8 @@ class ShareService:
             reader = await self.blobs.open(record.share_id)
         except FileNotFoundError:
             raise await self._lose(record.share_id, "blob missing") from None
+        except Exception as error:
+            raise _store_unavailable(record.share_id, error) from None
         try:
             header = await reader.process(crypto.BLOB_HEADER_BYTES, bytes)
             opener = crypto.StreamOpener(
@@ -455,6 +467,9 @@ class ShareService:
         except DecryptionError as error:
             reader.close()
             raise await self._lose(record.share_id, str(error)) from None
+        except Exception as error:
+            reader.close()
+            raise _store_unavailable(record.share_id, error) from None
         except BaseException:
             reader.close()
             raise
@@ -476,7 +491,15 @@ class ShareService:
     # --- destroying ---
 
     async def _delete_blob(self, share_id: str) -> None:
-        await self.blobs.delete(share_id)
+        """Delete an ended share's blob; if the store fails now, the janitor removes it later.
+
+        The share has already ended in Redis: a failing delete must not turn the answer
+        that says so into an error.
+        """
+        try:
+            await self.blobs.delete(share_id)
+        except Exception:
+            log.warning("could not delete the blob of %s; the janitor will", share_id[:8])
 
     # --- helpers ---
 
@@ -520,6 +543,15 @@ class PasswordCheck:
 class Unlocked:
     view: ShareView
     proof: str | None  # None for an unprotected share: its download form needs none
+
+
+def _store_unavailable(share_id: str, error: Exception) -> StorageUnavailable:
+    """A blob store that fails to read (not a missing blob): the share stays as it is."""
+    log.warning("blob store failed reading %s: %s", share_id[:8], type(error).__name__)
+    return StorageUnavailable(
+        "The file store cannot be reached right now. Nothing was used up; "
+        "please try again in a minute."
+    )
 
 
 def _binding(record: ShareRecord) -> crypto.EnvelopeBinding:
@@ -690,7 +722,14 @@ class Upload:
         self._header_written = False
         self._done = False
         self.size = 0
-        self._heartbeat = asyncio.create_task(self._keep_marked(), name="upload-mark")
+        # Kept alive while this process works on the upload, however slow; if the process
+        # dies, the mark lapses and the janitor may remove the .part.
+        ttl = service.upload_mark_ttl
+        self._heartbeat = start_heartbeat(
+            lambda: service.metadata.mark_uploading(share_id, ttl),
+            ttl,
+            f"the upload mark of {share_id[:8]}",
+        )
 
     async def write(self, data: bytes | memoryview) -> None:
         self.size += len(data)
@@ -720,16 +759,6 @@ class Upload:
     def buffered_bytes(self) -> int:
         """Memory this upload's buffers hold now (input and sealed output)."""
         return len(self._buffer) + self._sealer.buffered_bytes
-
-    async def _keep_marked(self) -> None:
-        """Keep the upload mark alive while this process works on the upload, however slow."""
-        ttl = self._service.upload_mark_ttl
-        while True:
-            await asyncio.sleep(ttl / UPLOAD_MARK_BEATS)
-            try:
-                await self._service.metadata.mark_uploading(self.share_id, ttl)
-            except (redis.exceptions.RedisError, OSError):
-                log.warning("could not refresh the upload mark of %s", self.share_id[:8])
 
     def _stop_heartbeat(self) -> None:
         self._heartbeat.cancel()
@@ -786,6 +815,9 @@ class Upload:
             Envelope(file_key=self._file_key, name=name, content_type=content_type),
             crypto.EnvelopeBinding(kind, self.size, argon2),
         )
+        # Names are cut to 255 bytes and types to plain media types before they get here,
+        # so a record is always readable back within the bounds.
+        assert len(sealed) <= MAX_SEALED_ENVELOPE_BYTES
         now = time.time()
         revoke_token = crypto.new_token()
         record = ShareRecord(
@@ -847,7 +879,3 @@ def _parse_token(token_text: str) -> tuple[bytes, str]:
             "This link is not valid. Check that it was copied completely."
         ) from None
     return token, crypto.share_id_for(token)
-
-
-def _kind(value: str) -> ShareKind:
-    return "text" if value == "text" else "file"

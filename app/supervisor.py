@@ -140,7 +140,23 @@ class Supervisor:
             now = time.monotonic()
             for slot in self._slots:
                 if slot.restart_at is not None and slot.restart_at <= now:
-                    self._start(slot, sockets)
+                    self._restart(slot, sockets)
+
+    def _restart(self, slot: _Slot, sockets: Sockets) -> None:
+        """Start a replacement; if even that fails (no memory, no processes left: the very
+        conditions that kill workers), try again later instead of giving up the service."""
+        try:
+            self._start(slot, sockets)
+        except OSError as error:
+            delay = slot.next_delay
+            slot.next_delay = min(delay * 2, MAX_RESTART_DELAY)
+            slot.restart_at = time.monotonic() + delay
+            log.error(
+                "could not start a worker (%s); trying again in %.1f s",
+                type(error).__name__,
+                delay,
+                extra={"restart_in_s": delay},
+            )
 
     def _start(self, slot: _Slot, sockets: Sockets) -> None:
         process = self._context.Process(

@@ -121,6 +121,7 @@ class LiveServer:
         self.workers = workers
         self.extra_env = extra_env
         self.process: subprocess.Popen[bytes] | None = None
+        self.executable = sys.executable  # the interpreter it runs (and spawns workers with)
         self.log_path = settings.data_dir.parent / f"server-{self.port}.log"
 
     def environment(self) -> dict[str, str]:
@@ -177,7 +178,7 @@ class LiveServer:
         with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
                 [
-                    sys.executable,
+                    self.executable,
                     "-m",
                     "app",
                     "serve",
@@ -236,9 +237,14 @@ def live_server_factory(settings: Settings) -> Iterator[LiveServerFactory]:
     servers: list[LiveServer] = []
 
     def start(
-        workers: int = 1, *, env: dict[str, str] | None = None, **overrides: object
+        workers: int = 1,
+        *,
+        env: dict[str, str] | None = None,
+        executable: str | None = None,
+        **overrides: object,
     ) -> LiveServer:
         server = LiveServer(dataclasses.replace(settings, **overrides), workers, env or {})
+        server.executable = executable or server.executable
         server.start()
         servers.append(server)
         return server

@@ -71,6 +71,7 @@ async def upload(
     password: str | None = None,
     expires_in: int | None = None,
     expect: int = 201,
+    content_type: str = "application/octet-stream",
 ) -> dict[str, Any]:
     """Upload through the JSON API and return its answer."""
     fields = {}
@@ -78,7 +79,7 @@ async def upload(
         fields["password"] = password
     if expires_in is not None:
         fields["expires_in"] = str(expires_in)
-    body, headers = multipart(fields, (filename, data))
+    body, headers = multipart(fields, (filename, data), content_type=content_type)
     response = await client.post("/upload", data=body, headers={**headers, **JSON})
     assert response.status_code == expect, await response.get_data(as_text=True)
     return await response.get_json()  # type: ignore[no-any-return]

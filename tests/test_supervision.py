@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -263,3 +264,44 @@ def test_worker_killed_mid_download_is_replaced_and_the_share_stays_used_up(
 
     wait_until(blob_swept, timeout=RECOVERY_TIMEOUT)
     assert_still_live(kept, kept_data)
+
+
+def test_a_worker_that_cannot_be_started_is_retried_until_it_can(
+    live_server_factory: LiveServerFactory,
+) -> None:
+    """The replacement itself fails (here its interpreter is gone for a while, as during a
+    package upgrade): the master keeps trying, backing off, and serves again once it can."""
+    interpreter = Path(sys.executable)
+    link = interpreter.with_name(f"python-supervision-test-{os.getpid()}")
+    away = link.with_name(link.name + ".away")
+    link.symlink_to(interpreter.name)
+    try:
+        server = start(live_server_factory, 1, executable=str(link))
+        redis_before = redis_pid(server)
+        killed = min(worker_pids(server))
+        link.rename(away)
+        kill_worker(server, killed)
+
+        def replacements_failed() -> bool:
+            # Each replacement fails to start its interpreter and exits at once.
+            failures = [
+                record
+                for record in log_records(server)
+                if record.get("worker_pid") not in (None, killed) and record.get("exit_code")
+            ]
+            return len(failures) >= 2
+
+        wait_until(replacements_failed, timeout=RECOVERY_TIMEOUT)
+        assert server.process is not None and server.process.poll() is None
+        assert EmbeddedRedis(server.settings.embedded_redis_dir).answers()
+        away.rename(link)
+
+        def serving_again() -> bool:
+            assert server.process is not None and server.process.poll() is None
+            return len(worker_pids(server)) == 1 and round_trip_works(server)
+
+        wait_until(serving_again, timeout=RECOVERY_TIMEOUT, interval=0.2)
+        assert redis_pid(server) == redis_before
+    finally:
+        for path in (link, away):
+            path.unlink(missing_ok=True)

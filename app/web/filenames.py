@@ -10,6 +10,11 @@ MAX_NAME_BYTES = 255
 MAX_EXTENSION_CHARS = 16
 FALLBACK_NAME = "download"
 _UNSAFE_IN_QUOTED = re.compile(r'[^\x20-\x7e]|["\\%;]')
+# type/subtype, as RFC 6838 restricts their names; parameters are dropped.
+_MEDIA_TYPE = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,62}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,62}"
+)
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
 
 def clean_filename(raw: str) -> str:
@@ -39,6 +44,16 @@ def _truncate(name: str) -> str:
     budget = MAX_NAME_BYTES - len(suffix.encode("utf-8"))
     shortened = stem.encode("utf-8")[:budget].decode("utf-8", errors="ignore")
     return shortened + suffix
+
+
+def clean_content_type(raw: str | None) -> str:
+    """The type a browser declared for an uploaded file, if it is a plain media type.
+
+    It is stored sealed with the name and never trusted when serving (downloads are
+    always application/octet-stream); anything else, or anything long, is replaced.
+    """
+    media_type = (raw or "").split(";", 1)[0].strip().lower()
+    return media_type if _MEDIA_TYPE.fullmatch(media_type) else DEFAULT_CONTENT_TYPE
 
 
 def content_disposition(name: str) -> str:

@@ -13,7 +13,7 @@ from ..http import StreamingRequest
 from ..multipart import Field, FileData, FileEnd, FileStart, FormEvent, boundary_of, read_form
 from ..progress import ProgressRecorder, valid_upload_id
 from ..shares import CreatedShare, ShareService, Upload
-from .filenames import clean_filename
+from .filenames import clean_content_type, clean_filename
 
 FILE_FIELD = "file"
 TEXT_FIELD = "text"
@@ -85,7 +85,7 @@ async def receive_upload(
                     continue  # a file input left empty; the text field may carry the share
                 file = _FilePart(
                     clean_filename(event.filename),
-                    event.content_type or "application/octet-stream",
+                    clean_content_type(event.content_type),
                     await shares.begin_upload(request.content_length),
                 )
             elif isinstance(event, FileData) and file is not None:

@@ -9,8 +9,10 @@ so the tests can tell evaluated guesses from refused ones.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import re
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
@@ -25,6 +27,7 @@ from quart.typing import TestClientProtocol as QuartClient
 from app.config import Settings
 from app.crypto import Argon2Params
 from app.metadata import MetadataStore
+from app.passwords import Argon2Pool
 from tests.conftest import LiveServerFactory
 from tests.helpers import JSON, running_app, share_keys, token_path, upload, wait_until_async
 
@@ -308,3 +311,83 @@ async def test_a_forged_or_spent_proof_asks_for_the_password_again(
     page = await client.post(token_path(share), data="unlock=" + "A" * 43, headers=FORM)
     assert page.status_code == 401
     assert "password check has expired" in await page.get_data(as_text=True)
+
+
+# --- checks that take longer than their lease ------------------------------------------
+
+
+async def test_a_hash_slower_than_its_lease_still_holds_its_try(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """The lease is renewed while the hash runs: once its first lifetime has passed, the
+    last try is still held, and a second guess is refused rather than evaluated."""
+    slow = dataclasses.replace(
+        settings,
+        argon2=Argon2Params(time_cost=10, memory_kib=64 * 1024, parallelism=1),
+        argon2_max_concurrent=2,  # a free hashing thread for the second guess
+    )
+    async with running_app(slow) as application:
+        application.extensions["onetimeshare"].shares.check_lease_seconds = 0.1
+        client = application.test_client()
+        share = await upload(client, b"guarded", password=RIGHT)
+        checks = f"ots:checks:{share['id']}"
+        redis_client.hset(f"ots:share:{share['id']}", "tries", settings.max_password_tries - 1)
+        path = token_path(share)
+        wrong_before = evaluated("wrong")
+
+        first = asyncio.create_task(
+            client.post(path, data="password=first", headers={**FORM, **JSON})
+        )
+
+        def redis_now_ms() -> int:
+            seconds, micros = redis_client.time()
+            return seconds * 1000 + micros // 1000
+
+        async def reserved() -> bool:
+            return bool(redis_client.zcard(checks))
+
+        await wait_until_async(reserved)
+        [(_, first_lapse)] = redis_client.zrange(checks, 0, -1, withscores=True)
+
+        async def first_lifetime_over() -> bool:
+            return redis_now_ms() > first_lapse
+
+        await wait_until_async(first_lifetime_over)
+        assert not first.done(), "the hash was too quick to outlive its lease"
+        second = await client.post(path, data="password=second", headers={**FORM, **JSON})
+        assert second.status_code == 429
+        assert (await first).status_code == 403
+    assert evaluated("wrong") - wrong_before == 1
+    assert redis_client.get(f"ots:gone:{share['id']}") == b"destroyed"
+
+
+async def test_an_abandoned_hash_keeps_its_turn_until_its_thread_is_free() -> None:
+    """A caller cancelled mid-hash cannot hand its turn on while the thread still works:
+    the next caller would reserve a try and then wait behind the abandoned hash."""
+    pool = Argon2Pool(1)
+    started, release, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def slow_hash() -> None:
+        started.set()
+        release.wait(timeout=30)
+        finished.set()
+
+    async def next_caller() -> bool:
+        async with pool.turn():
+            return finished.is_set()
+
+    try:
+        abandoned = asyncio.create_task(pool.run(slow_hash))
+        assert await asyncio.to_thread(started.wait, 10)
+        abandoned.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await abandoned
+        waiting = asyncio.create_task(next_caller())
+        for _ in range(3):  # a free turn is taken without suspending: give it the chance
+            await asyncio.sleep(0)
+        assert not waiting.done(), "the turn was handed on while the hash still ran"
+        release.set()
+        assert await waiting
+    finally:
+        release.set()
+        pool.close()
