@@ -44,11 +44,15 @@ class Server:
     data_dir: Path
 
     def worker_pids(self) -> list[int]:
-        """The processes that serve requests: Hypercorn's children, or the process itself."""
+        """The processes that serve requests: the master's workers, or the process itself."""
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
         pids = [int(pid) for pid in children.read_text().split()] if children.exists() else []
-        # The embedded Redis is a child too; it is not a worker.
-        workers = [pid for pid in pids if b"redis-server" not in _cmdline(pid)]
+        # The embedded Redis and multiprocessing's resource tracker are children too.
+        workers = [
+            pid
+            for pid in pids
+            if not any(other in _cmdline(pid) for other in (b"redis-server", b"resource_tracker"))
+        ]
         return workers or [self.process.pid]
 
     def reset_peak_rss(self) -> None:
