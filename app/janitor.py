@@ -23,13 +23,16 @@ from dataclasses import asdict, dataclass
 from typing import TypeVar
 
 from . import logs, metrics
+from .heartbeat import start_heartbeat
 from .metadata import MetadataStore
 from .storage import BlobStore, StoredBlob, UnfinishedUpload
 
 log = logging.getLogger(__name__)
 
 LOOKUP_BATCH = 500
-LOCK_SECONDS = 120.0
+# The lock is renewed while a pass runs, so it can be short: an instance killed
+# mid-pass holds up the others' janitors for this long at most.
+LOCK_SECONDS = 10.0
 Item = TypeVar("Item", StoredBlob, UnfinishedUpload)
 
 
@@ -65,11 +68,17 @@ class Janitor:
         owner = await self.metadata.acquire_lock("janitor", LOCK_SECONDS)
         if owner is None:
             return None
+        heartbeat = start_heartbeat(
+            lambda: self.metadata.renew_lock("janitor", owner, LOCK_SECONDS),
+            LOCK_SECONDS,
+            "the janitor lock",
+        )
         try:
             report = await self._sweep()
             await self.metadata.record_janitor_run(asdict(report))
             metrics.JANITOR_RUNS.inc()
         finally:
+            heartbeat.cancel()
             await self.metadata.release_lock("janitor", owner)
         if (
             report.blobs_removed

@@ -256,6 +256,11 @@ class CheckReservation:
         return self.lease is not None
 
 
+_RENEW_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
 _RELEASE_LOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -374,6 +379,7 @@ class MetadataStore:
         self._release_check = redis.register_script(_RELEASE_CHECK)
         self._sweep_expired = redis.register_script(_SWEEP_EXPIRED)
         self._count = redis.register_script(_COUNT)
+        self._renew_lock = redis.register_script(_RENEW_LOCK)
         self._release_lock = redis.register_script(_RELEASE_LOCK)
 
     @staticmethod
@@ -554,6 +560,11 @@ class MetadataStore:
             f"{PREFIX}{name}:lock", owner, nx=True, px=max(1, int(ttl_seconds * 1000))
         )
         return owner if acquired else None
+
+    async def renew_lock(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        """Extend a lock this owner still holds; False if it lapsed or changed hands."""
+        args: list[str | int] = [owner, max(1, int(ttl_seconds * 1000))]
+        return bool(await self._renew_lock(keys=[f"{PREFIX}{name}:lock"], args=args))
 
     async def release_lock(self, name: str, owner: str) -> None:
         await self._release_lock(keys=[f"{PREFIX}{name}:lock"], args=[owner])

@@ -26,6 +26,7 @@ from quart.typing import TestClientProtocol as QuartClient
 from app import create_app
 from app.config import MIB, Settings
 from app.embedded_redis import EmbeddedRedis
+from app.janitor import LOCK_SECONDS
 from app.storage import DISK_FULL_MESSAGE
 from tests.conftest import LiveServer, LiveServerFactory
 from tests.helpers import (
@@ -40,6 +41,7 @@ from tests.helpers import (
 
 BROWSER = {"User-Agent": "Mozilla/5.0 tests"}
 FILE_SIZE_LIMIT = 8 * MIB
+SWEPT_AFTER_A_KILL = LOCK_SECONDS + 15
 
 
 def files_in(directory: Path) -> list[str]:
@@ -136,7 +138,8 @@ def test_app_killed_mid_upload_sweeps_the_part_and_keeps_live_shares(
         assert kept_blob.exists(), "the janitor removed a live share's blob"
         return not part.exists()
 
-    wait_until(part_swept, timeout=15, interval=0.05)
+    # The mark lapses (2 s); a janitor lock the killed process held lapses in 10 s.
+    wait_until(part_swept, timeout=SWEPT_AFTER_A_KILL, interval=0.05)
     assert files_in(blob_dir) == [kept_blob.name]
 
     response = download_live(str(share["url"]))

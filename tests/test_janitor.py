@@ -12,9 +12,9 @@ from quart.typing import TestClientProtocol as QuartClient
 
 from app import create_app
 from app.config import Settings
-from app.janitor import Janitor
+from app.janitor import LOCK_SECONDS, Janitor
 from app.services import Services
-from tests.helpers import token_path, upload
+from tests.helpers import token_path, upload, wait_until
 
 
 def services_of(app: Quart) -> Services:
@@ -51,6 +51,20 @@ async def test_a_pass_is_skipped_while_another_holds_the_lock(app: Quart) -> Non
     assert owner is not None
     assert await other.run_once() is None
     await services.metadata.release_lock("janitor", owner)
+    assert await other.run_once() is not None
+
+
+async def test_a_lock_left_by_a_killed_janitor_lapses_within_seconds(
+    app: Quart, redis_client: redis.Redis
+) -> None:
+    """An instance killed mid-pass never releases its lock; nobody renews it either."""
+    services = services_of(app)
+    other = Janitor(services.metadata, services.blobs, interval=3600, upload_mark_seconds=15)
+    dead_owner = await services.metadata.acquire_lock("janitor", LOCK_SECONDS)
+    assert dead_owner is not None
+    assert await other.run_once() is None
+    assert 0 < redis_client.pttl("ots:janitor:lock") <= LOCK_SECONDS * 1000
+    wait_until(lambda: not redis_client.exists("ots:janitor:lock"), timeout=LOCK_SECONDS + 5)
     assert await other.run_once() is not None
 
 

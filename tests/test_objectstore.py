@@ -442,7 +442,8 @@ def test_an_upload_killed_with_its_instance_is_aborted_once_its_mark_lapses(
         assert asyncio.run(object_keys(s3_settings)) == kept_names, "a live share was harmed"
         return asyncio.run(unfinished_uploads(s3_settings)) == []
 
-    wait_until(aborted, timeout=20, interval=0.2)
+    # The upload mark lapses (2 s), and a janitor lock the killed instance held (10 s).
+    wait_until(aborted, timeout=30, interval=0.2)
     for share, data in zip(kept, (small, big), strict=True):
         response = httpx.post(str(share["url"]), headers=BROWSER, timeout=30)
         assert response.status_code == 200

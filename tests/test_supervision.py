@@ -24,6 +24,7 @@ import pytest
 
 from app.config import MIB
 from app.embedded_redis import EmbeddedRedis
+from app.janitor import LOCK_SECONDS
 from tests.conftest import LiveServer, LiveServerFactory
 from tests.helpers import download_live, multipart, upload_live, wait_until
 
@@ -218,7 +219,8 @@ def test_worker_killed_mid_upload_is_replaced_and_its_part_swept(
         assert (blob_dir / f"{kept['id']}.blob").exists(), "a live share's blob was removed"
         return not part.exists()
 
-    wait_until(part_swept, timeout=RECOVERY_TIMEOUT)
+    # A janitor lock the dead worker held lapses too (LOCK_SECONDS).
+    wait_until(part_swept, timeout=RECOVERY_TIMEOUT + LOCK_SECONDS)
     assert_still_live(kept, kept_data)
 
 
@@ -262,7 +264,7 @@ def test_worker_killed_mid_download_is_replaced_and_the_share_stays_used_up(
         assert (blob_dir / f"{kept['id']}.blob").exists(), "a live share's blob was removed"
         return not blob.exists()
 
-    wait_until(blob_swept, timeout=RECOVERY_TIMEOUT)
+    wait_until(blob_swept, timeout=RECOVERY_TIMEOUT + LOCK_SECONDS)
     assert_still_live(kept, kept_data)
 
 
