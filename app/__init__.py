@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from quart import Quart
 
-from . import clients, logs, ratelimit, services
+from . import clients, logs, ratelimit, resources, services
 from .config import Settings
 from .http import DEFAULT_BODY_LIMIT, StreamingHTTPConnection, StreamingRequest
 from .runtime import tune_for_large_transfers
@@ -27,16 +25,15 @@ from .web import (
     upload,
 )
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
 
 def create_app(settings: Settings | None = None) -> Quart:
     settings = settings or Settings.from_env()
     tune_for_large_transfers()
+    resources.check()
     app = errors.Application(
         __name__,
-        template_folder=str(PROJECT_ROOT / "templates"),
-        static_folder=str(PROJECT_ROOT / "static"),
+        template_folder=str(resources.package_path("templates")),
+        static_folder=str(resources.package_path("static")),
     )
     app.request_class = StreamingRequest
     app.asgi_http_class = StreamingHTTPConnection

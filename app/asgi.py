@@ -1,4 +1,4 @@
-"""The ASGI application for servers: ``hypercorn app.asgi:app``.
+"""The ASGI application for servers: ``hypercorn onetimeshare.asgi:app``.
 
 Each worker process imports this, so logging is configured here as well as in
 the command that starts the workers.

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 
+from . import resources
 from .config import Settings, SettingsError, wants_json_logs
 from .logs import configure as configure_logging
 
@@ -74,5 +75,12 @@ def _serve(arguments: argparse.Namespace) -> int:
         settings = Settings.from_env()
     except SettingsError as error:
         print(f"onetimeshare: configuration error: {error}", file=sys.stderr)
+        return 2
+    try:
+        # Here, before any worker starts: a worker that failed on it would only be
+        # replaced, again and again.
+        resources.check()
+    except resources.MissingResources as error:
+        print(f"onetimeshare: {error}", file=sys.stderr)
         return 2
     return run(settings, arguments.server)

@@ -24,7 +24,7 @@ MAX_REQUEST_HEAD = 16 * 1024
 
 def hypercorn_config(settings: Settings) -> Config:
     config = Config()
-    config.application_path = "app.asgi:app"
+    config.application_path = "onetimeshare.asgi:app"
     config.bind = [
         f"[{settings.host}]:{settings.port}"
         if ":" in settings.host
@@ -58,7 +58,7 @@ def run_granian(settings: Settings) -> int:
     from granian.constants import Interfaces
 
     Granian(
-        "app.asgi:app",
+        "onetimeshare.asgi:app",
         address=settings.host,
         port=settings.port,
         interface=Interfaces.ASGI,

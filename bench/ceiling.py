@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 
 from quart import Quart, Response, request
 
-from app.http import StreamingHTTPConnection, StreamingRequest
-from app.runtime import tune_for_large_transfers
+from onetimeshare.http import StreamingHTTPConnection, StreamingRequest
+from onetimeshare.runtime import tune_for_large_transfers
 
 PIECE = memoryview(bytes(1024 * 1024))
 

@@ -6,8 +6,8 @@ import sys
 
 from hypercorn.run import run
 
-from app.config import Settings
-from app.server import hypercorn_config
+from onetimeshare.config import Settings
+from onetimeshare.server import hypercorn_config
 
 
 def main() -> int:

@@ -14,7 +14,7 @@ import os
 import statistics
 import time
 
-from app.crypto import (
+from onetimeshare.crypto import (
     BLOB_HEADER_BYTES,
     TAG_BYTES,
     StreamOpener,

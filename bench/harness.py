@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from app.processes import stop_process
+from onetimeshare.processes import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 # Download links refuse command-line clients (BLOCK_CLI_AGENTS), so curl says it is a browser.
@@ -126,7 +126,7 @@ def serve(
 
 
 def product_command() -> list[str]:
-    return [sys.executable, "-m", "app", "serve"]
+    return [sys.executable, "-m", "onetimeshare", "serve"]
 
 
 def ceiling_command() -> list[str]:

@@ -22,10 +22,10 @@ import redis
 from quart import Quart
 from quart.typing import TestClientProtocol as QuartClient
 
-from app.config import Settings
-from app.crypto import Argon2Params
-from app.embedded_redis import EmbeddedRedis
-from app.processes import stop_process
+from onetimeshare.config import Settings
+from onetimeshare.crypto import Argon2Params
+from onetimeshare.embedded_redis import EmbeddedRedis
+from onetimeshare.processes import stop_process
 from tests.helpers import running_app, wait_until
 
 # Cheap Argon2id for tests; one test checks the production defaults separately.
@@ -180,7 +180,7 @@ class LiveServer:
                 [
                     self.executable,
                     "-m",
-                    "app",
+                    "onetimeshare",
                     "serve",
                     "--host",
                     "127.0.0.1",

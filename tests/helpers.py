@@ -17,8 +17,8 @@ import redis
 from quart import Quart
 from quart.typing import TestClientProtocol as QuartClient
 
-from app import create_app
-from app.config import Settings
+from onetimeshare import create_app
+from onetimeshare.config import Settings
 
 BOUNDARY = "----onetimeshare-test-boundary"
 JSON = {"Accept": "application/json"}
@@ -105,7 +105,7 @@ def download_live(url: str) -> httpx.Response:
 def serve_until_exit(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """``onetimeshare serve`` that is expected to refuse to start; its exit and output."""
     return subprocess.run(
-        [sys.executable, "-m", "app", "serve"],
+        [sys.executable, "-m", "onetimeshare", "serve"],
         env=env,
         capture_output=True,
         text=True,

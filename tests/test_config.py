@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.config import (
+from onetimeshare.config import (
     GIB,
     KIB,
     MIB,
@@ -19,7 +19,7 @@ from app.config import (
     Settings,
     SettingsError,
 )
-from app.crypto import Argon2Params
+from onetimeshare.crypto import Argon2Params
 
 STRONG_KEY = "k3y-" + "x" * 60
 

@@ -23,11 +23,11 @@ import pytest
 import redis
 from quart.typing import TestClientProtocol as QuartClient
 
-from app import create_app
-from app.config import MIB, Settings
-from app.embedded_redis import EmbeddedRedis
-from app.janitor import LOCK_SECONDS
-from app.storage import DISK_FULL_MESSAGE
+from onetimeshare import create_app
+from onetimeshare.config import MIB, Settings
+from onetimeshare.embedded_redis import EmbeddedRedis
+from onetimeshare.janitor import LOCK_SECONDS
+from onetimeshare.storage import DISK_FULL_MESSAGE
 from tests.conftest import LiveServer, LiveServerFactory
 from tests.helpers import (
     JSON,

@@ -10,8 +10,8 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
-from app.config import Settings, SettingsError
-from app.inflight import PREFIX, UploadRequestSlots
+from onetimeshare.config import Settings, SettingsError
+from onetimeshare.inflight import PREFIX, UploadRequestSlots
 from tests.helpers import wait_until_async
 
 CLIENT = "0123456789abcdef0123456789abcdef"

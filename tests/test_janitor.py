@@ -10,10 +10,10 @@ import redis
 from quart import Quart
 from quart.typing import TestClientProtocol as QuartClient
 
-from app import create_app
-from app.config import Settings
-from app.janitor import LOCK_SECONDS, Janitor
-from app.services import Services
+from onetimeshare import create_app
+from onetimeshare.config import Settings
+from onetimeshare.janitor import LOCK_SECONDS, Janitor
+from onetimeshare.services import Services
 from tests.helpers import token_path, upload, wait_until
 
 

@@ -23,10 +23,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from app import PROJECT_ROOT, logs
-from app.config import Settings
-from app.crypto import encode_token, new_token
-from app.progress import new_upload_id
+from onetimeshare import logs, resources
+from onetimeshare.config import Settings
+from onetimeshare.crypto import encode_token, new_token
+from onetimeshare.progress import new_upload_id
 from tests.conftest import LiveServerFactory
 from tests.helpers import JSON, multipart, running_app, token_path, upload
 
@@ -233,25 +233,21 @@ async def test_a_failing_error_page_logs_no_secret(
 # --- the real server -----------------------------------------------------------------
 
 
-def project_with_failing_error_page(root: Path) -> Path:
-    """A copy of this project whose error.html raises; only the template differs."""
+def package_with_failing_error_page(root: Path) -> Path:
+    """A copy of the installed package whose error.html raises; only the template differs.
+
+    Put first on PYTHONPATH, it is what the server and every worker it spawns import."""
     ignore = shutil.ignore_patterns("__pycache__")
-    shutil.copytree(PROJECT_ROOT / "app", root / "app", ignore=ignore)
-    shutil.copytree(PROJECT_ROOT / "templates", root / "templates", ignore=ignore)
-    (root / "templates" / "error.html").write_text(FAILING_ERROR_PAGE)
-    (root / "static").symlink_to(PROJECT_ROOT / "static")
+    shutil.copytree(resources.package_path(""), root / "onetimeshare", ignore=ignore)
+    (root / "onetimeshare" / "templates" / "error.html").write_text(FAILING_ERROR_PAGE)
     return root
 
 
 def test_the_server_log_never_carries_a_secret(
-    live_server_factory: LiveServerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    live_server_factory: LiveServerFactory, tmp_path: Path
 ) -> None:
-    project = project_with_failing_error_page(tmp_path / "project")
-    with monkeypatch.context() as inside:
-        # The server (and every worker it spawns) imports the app from its working
-        # directory: the copy.
-        inside.chdir(project)
-        server = live_server_factory(workers=2, env={"OTS_LOG_FORMAT": "json"})
+    copy = package_with_failing_error_page(tmp_path / "copy")
+    server = live_server_factory(workers=2, env={"OTS_LOG_FORMAT": "json", "PYTHONPATH": str(copy)})
     body, headers = multipart(file=("notes.txt", b"never in a log"))
     share = httpx.post(
         f"{server.base_url}/upload", content=body, headers={**headers, **JSON}

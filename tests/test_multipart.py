@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 
 import pytest
 
-from app.errors import InvalidInput, MalformedRequest
-from app.multipart import (
+from onetimeshare.errors import InvalidInput, MalformedRequest
+from onetimeshare.multipart import (
     DEFAULT_FIELD_LIMIT,
     MAX_PART_HEADER_BYTES,
     MAX_PARTS,

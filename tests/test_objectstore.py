@@ -23,11 +23,11 @@ import redis
 from aiobotocore.session import get_session
 from quart import Quart
 
-from app import create_app
-from app.config import MIB, Settings
-from app.crypto import ciphertext_size
-from app.janitor import Janitor
-from app.objectstore import PART_BYTES, S3BlobStore
+from onetimeshare import create_app
+from onetimeshare.config import MIB, Settings
+from onetimeshare.crypto import ciphertext_size
+from onetimeshare.janitor import Janitor
+from onetimeshare.objectstore import PART_BYTES, S3BlobStore
 from tests.conftest import LiveServer, LiveServerFactory
 from tests.helpers import (
     JSON,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -59,3 +60,37 @@ def test_procfile_serves_on_the_platform_port() -> None:
     assert (ROOT / "Procfile").read_text().strip() == (
         "web: onetimeshare serve --host 0.0.0.0 --port ${PORT:-8000}"
     )
+
+
+def test_the_package_is_onetimeshare_and_nothing_is_called_app(tmp_path: Path) -> None:
+    """Installed under its own name: the folder app/ is not a module anyone can import.
+
+    Both names at once would also register the Prometheus metrics twice."""
+    import onetimeshare
+
+    assert importlib.util.find_spec("app") is None
+    assert "app" not in sys.modules
+    assert Path(onetimeshare.__file__).parent.name == "app"  # the checkout's folder
+    # From elsewhere: the checkout's own folder is importable only from the checkout.
+    result = subprocess.run(
+        [sys.executable, "-c", "import app"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0 and "No module named 'app'" in result.stderr
+
+
+def test_every_template_and_static_file_is_required_at_start_up() -> None:
+    """The start-up check's one list names every file the service serves, and they exist."""
+    from onetimeshare import resources
+
+    shipped = sorted(
+        str(path.relative_to(ROOT))
+        for folder in ("templates", "static")
+        for path in (ROOT / folder).rglob("*")
+        if path.is_file() and not path.name.startswith(".") and path.name != "manifest.json"
+    )
+    assert sorted(resources.REQUIRED) == shipped
+    assert resources.missing() == []

@@ -12,9 +12,9 @@ import pytest
 from quart import Quart, request
 from quart.typing import TestClientProtocol as QuartClient
 
-from app import create_app
-from app.config import Settings, SettingsError
-from app.ratelimit import exempt
+from onetimeshare import create_app
+from onetimeshare.config import Settings, SettingsError
+from onetimeshare.ratelimit import exempt
 from tests.helpers import JSON, multipart, serve_until_exit
 
 PUBLIC_URL = "https://share.example.org"

@@ -13,9 +13,9 @@ from quart import Quart
 from quart.typing import TestClientProtocol as QuartClient
 from quart_rate_limiter import QUART_RATE_LIMITER_EXEMPT_ATTRIBUTE
 
-from app import create_app
-from app.config import DEFAULT_RATE_LIMITS, Settings
-from app.ratelimit import (
+from onetimeshare import create_app
+from onetimeshare.config import DEFAULT_RATE_LIMITS, Settings
+from onetimeshare.ratelimit import (
     EXEMPT_ENDPOINTS,
     LIMITED_ATTRIBUTE,
     RateLimitSpecError,

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import redis
 
-from app.config import MIB, Settings
-from app.embedded_redis import EmbeddedRedis
+from onetimeshare.config import MIB, Settings
+from onetimeshare.embedded_redis import EmbeddedRedis
 from tests.conftest import LiveServer, LiveServerFactory
 from tests.helpers import (
     BOUNDARY,

@@ -22,9 +22,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app.config import MIB
-from app.embedded_redis import EmbeddedRedis
-from app.janitor import LOCK_SECONDS
+from onetimeshare.config import MIB
+from onetimeshare.embedded_redis import EmbeddedRedis
+from onetimeshare.janitor import LOCK_SECONDS
 from tests.conftest import LiveServer, LiveServerFactory
 from tests.helpers import download_live, multipart, upload_live, wait_until
 

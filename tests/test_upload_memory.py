@@ -12,8 +12,8 @@ import tracemalloc
 
 from quart import Quart
 
-from app.config import Settings
-from app.shares import Upload
+from onetimeshare.config import Settings
+from onetimeshare.shares import Upload
 
 STALLED = 20
 KIB = 1024

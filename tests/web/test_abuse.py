@@ -23,8 +23,8 @@ import pytest
 import redis
 from quart.typing import TestClientProtocol as QuartClient
 
-from app.config import MIB, Settings
-from app.crypto import InvalidToken, decode_token, encode_token, new_token, revoke_id_for
+from onetimeshare.config import MIB, Settings
+from onetimeshare.crypto import InvalidToken, decode_token, encode_token, new_token, revoke_id_for
 from tests.conftest import LiveServer, LiveServerFactory
 from tests.helpers import (
     BOUNDARY,

@@ -18,10 +18,9 @@ from argon2 import PasswordHasher
 from quart import Quart, Response
 from quart.typing import TestClientProtocol as QuartClient
 
-from app import PROJECT_ROOT
-from app.admin_access import SESSION_PREFIX, hash_password
-from app.config import Settings, SettingsError
-from app.ratelimit import parse_limits
+from onetimeshare.admin_access import SESSION_PREFIX, hash_password
+from onetimeshare.config import Settings, SettingsError
+from onetimeshare.ratelimit import parse_limits
 from tests.helpers import running_app, upload
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -269,11 +268,10 @@ def test_settings_refuse_a_hash_that_is_not_argon2id(
 
 def run_hash_password(stdin: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "app", "hash-password"],
+        [sys.executable, "-m", "onetimeshare", "hash-password"],
         input=stdin,
         capture_output=True,
         text=True,
-        cwd=PROJECT_ROOT,
         timeout=60,
         check=False,
     )

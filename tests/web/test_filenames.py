@@ -9,7 +9,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from app.web.filenames import (
+from onetimeshare.web.filenames import (
     FALLBACK_NAME,
     MAX_EXTENSION_CHARS,
     MAX_NAME_BYTES,

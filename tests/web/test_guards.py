@@ -11,11 +11,11 @@ import redis
 from quart import Quart
 from quart.typing import TestClientProtocol as QuartClient
 
-from app import create_app
-from app.clients import ClientKeys
-from app.config import Settings
-from app.ratelimit import parse_limits
-from app.web.security import CONTENT_SECURITY_POLICY
+from onetimeshare import create_app
+from onetimeshare.clients import ClientKeys
+from onetimeshare.config import Settings
+from onetimeshare.ratelimit import parse_limits
+from onetimeshare.web.security import CONTENT_SECURITY_POLICY
 from tests.helpers import JSON, multipart, share_keys, token_path, upload
 
 BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/150 tests"}

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from quart.typing import TestClientProtocol as QuartClient
 
-from app import create_app
-from app.config import Settings
-from app.embedded_redis import EmbeddedRedis
+from onetimeshare import create_app
+from onetimeshare.config import Settings
+from onetimeshare.embedded_redis import EmbeddedRedis
 from tests.helpers import JSON, multipart, token_path, upload
 
 

@@ -18,8 +18,8 @@ import redis
 from markupsafe import escape
 from quart.typing import TestClientProtocol as QuartClient
 
-from app.config import Settings
-from app.crypto import encode_token, new_token
+from onetimeshare.config import Settings
+from onetimeshare.crypto import encode_token, new_token
 from tests.conftest import SHORT_EXPIRY
 from tests.helpers import (
     JSON,

@@ -24,10 +24,10 @@ from prometheus_client import REGISTRY
 from quart import Quart
 from quart.typing import TestClientProtocol as QuartClient
 
-from app.config import Settings
-from app.crypto import Argon2Params
-from app.metadata import MetadataStore
-from app.passwords import Argon2Pool
+from onetimeshare.config import Settings
+from onetimeshare.crypto import Argon2Params
+from onetimeshare.metadata import MetadataStore
+from onetimeshare.passwords import Argon2Pool
 from tests.conftest import LiveServerFactory
 from tests.helpers import JSON, running_app, share_keys, token_path, upload, wait_until_async
 

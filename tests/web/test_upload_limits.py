@@ -16,8 +16,8 @@ import httpx
 import pytest
 import redis
 
-from app.clients import ClientKeys
-from app.inflight import PREFIX as SLOTS_PREFIX
+from onetimeshare.clients import ClientKeys
+from onetimeshare.inflight import PREFIX as SLOTS_PREFIX
 from tests.conftest import TEST_SECRET_KEY, LiveServer, LiveServerFactory
 from tests.helpers import (
     BOUNDARY,
