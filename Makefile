@@ -1,17 +1,24 @@
 # One command to run, one to test; both install what they need first.
-#   make run    the service on http://127.0.0.1:8000 (embedded Redis unless REDIS_URL is set)
-#   make test   lint, type-check and the whole test suite, browser tests included
-#   make bench  the benchmarks in bench/ (not part of the tests)
+#   make run     the service on http://127.0.0.1:8000 (embedded Redis unless REDIS_URL is set)
+#   make test    lint, type-check and the whole test suite, browser tests included
+#   make vendor  refresh htmx and its SSE extension in static/vendor/ from npm
+#   make bench   the benchmarks in bench/ (not part of the tests)
+#
+# Running needs Python only: htmx is committed in static/vendor/. Node (npm) is used by
+# the tests (axe-core for the browser tests) and by `make vendor`, never to run the service.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
-VENDOR := static/vendor/.installed
+NODE_INSTALLED := node_modules/.installed
+NPM_CI := npm ci --no-audit --no-fund --loglevel=error
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser run test lint bench clean
+.PHONY: install browser run test lint vendor bench clean
+
+# --- running: Python only --------------------------------------------------------------
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,34 +26,50 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# Front-end libraries come from the npm registry at pinned versions, never from git.
-$(VENDOR): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
-	mkdir -p static/vendor
-	cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
-	cp node_modules/htmx-ext-sse/dist/sse.min.js static/vendor/sse.min.js
-	touch $@
+install: $(INSTALLED)
 
-install: $(INSTALLED) $(VENDOR)
+run: install
+	$(BIN)/onetimeshare serve
+
+# --- testing: also Node, for test-only tools -------------------------------------------
+
+# npm packages at the versions package-lock.json pins, each tarball checked against the
+# lock's integrity hash: axe-core for the browser tests (and the libraries make vendor
+# copies). Installed once; again when package.json or the lock change.
+$(NODE_INSTALLED): package.json package-lock.json
+	$(NPM_CI)
+	touch $@
 
 # The browser tests drive Debian's Chromium (Playwright cannot download its own here).
 browser:
 	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
-run: install
-	$(BIN)/onetimeshare serve
-
 lint: install
-	$(BIN)/ruff check app tests bench
-	$(BIN)/ruff format --check app tests bench
+	$(BIN)/ruff check app tests bench tools
+	$(BIN)/ruff format --check app tests bench tools
 	$(BIN)/mypy
 
-test: lint browser
+test: lint browser $(NODE_INSTALLED)
 	CHROMIUM=$(CHROMIUM) $(BIN)/pytest
+
+# --- maintenance -----------------------------------------------------------------------
+
+# Front-end libraries come from the npm registry at the versions package.json pins,
+# never from git or a CDN. First the lock follows package.json (a no-op when they agree;
+# after an edit it records the new versions and their tarballs' hashes), then a fresh
+# npm ci installs exactly the lock, verifying every tarball against it, and
+# tools/vendor.py copies the files and rewrites static/vendor/manifest.json. Nothing
+# changed: the same bytes, and git stays clean. Commit what it changes.
+vendor:
+	npm install --package-lock-only --no-audit --no-fund --loglevel=error
+	$(NPM_CI)
+	touch $(NODE_INSTALLED)
+	$(PYTHON) tools/vendor.py
 
 bench: install
 	$(BIN)/python -m bench.suite
 
+# static/vendor/ is committed, so it stays.
 clean:
-	rm -rf $(VENV) node_modules static/vendor data artifacts .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules data artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -90,7 +90,7 @@ def test_every_template_and_static_file_is_required_at_start_up() -> None:
         str(path.relative_to(ROOT))
         for folder in ("templates", "static")
         for path in (ROOT / folder).rglob("*")
-        if path.is_file() and not path.name.startswith(".") and path.name != "manifest.json"
+        if path.is_file() and not path.name.startswith(".")
     )
     assert sorted(resources.REQUIRED) == shipped
     assert resources.missing() == []

@@ -1,13 +1,16 @@
-"""Jinja filters and globals: sizes, durations, times, QR codes, and the htmx configuration."""
+"""Jinja filters and globals: sizes, durations, times, QR codes, the htmx configuration and
+the vendored scripts' integrity values."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import segno
 from markupsafe import Markup
 from quart import Quart
 
+from .. import resources
 from ..formatting import countdown_words, human_bytes, human_duration, refresh_after
 
 # htmx settings, read by htmx from a <meta> tag (no inline script needed):
@@ -71,3 +74,18 @@ def install(app: Quart) -> None:
         clock=clock,
     )
     app.jinja_env.globals["htmx_config"] = HTMX_CONFIG
+    app.jinja_env.globals["vendor_integrity"] = vendor_integrity_lookup()
+
+
+def vendor_integrity_lookup() -> Callable[[str], str]:
+    """``vendor_integrity('htmx.min.js')`` in a template: the manifest's SRI value, read once.
+
+    Our scripts are same-origin, so they need no ``crossorigin`` attribute: the W3C SRI spec
+    checks same-origin responses as they are ("Is response eligible for integrity
+    validation"); ``crossorigin`` is what makes a cross-origin (CDN) response eligible."""
+    integrity = {name: entry.integrity for name, entry in resources.vendored().items()}
+
+    def vendor_integrity(name: str) -> str:
+        return integrity[name]
+
+    return vendor_integrity

@@ -154,6 +154,7 @@ def axe_violations(page: Page) -> list[str]:
     axe is injected through the DevTools protocol (page.evaluate), which the page's
     Content-Security-Policy does not apply to, so the policy stays as strict as in use.
     """
+    assert AXE_SOURCE.is_file(), "axe-core comes from npm: `make test` (or `npm ci`) installs it"
     page.evaluate(AXE_SOURCE.read_text() + "\n;0")
     results = page.evaluate(
         "axe.run(document, {resultTypes: ['violations']}).then(r => r.violations.map("
