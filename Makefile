@@ -2,6 +2,7 @@
 #   make run    the service on http://127.0.0.1:8000 (embedded Redis unless REDIS_URL is set)
 #   make test   lint, type-check and the whole test suite, browser tests included
 #   make bench  the benchmarks in bench/ (not part of the tests)
+#   make dist   the sdist and the wheel, into dist/
 
 PYTHON ?= python3
 VENV := .venv
@@ -11,7 +12,7 @@ VENDOR := static/vendor/.installed
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser run test lint bench clean
+.PHONY: install browser run test lint bench dist clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,5 +49,11 @@ test: lint browser
 bench: install
 	$(BIN)/python -m bench.suite
 
+# The sdist, then the wheel built from that sdist (so it proves the sdist complete);
+# the files served (templates, static, htmx) are package data in both.
+dist: install
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+
 clean:
-	rm -rf $(VENV) node_modules static/vendor data artifacts .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules static/vendor data artifacts dist .pytest_cache .mypy_cache .ruff_cache
