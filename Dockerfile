@@ -1,10 +1,17 @@
-# OneTimeShare: the front-end libraries from npm in one stage, the service in the next.
+# OneTimeShare: the wheel is built from the source in one stage and installed, alone, in the
+# next. The final image holds no source tree and needs no Node: htmx is in static/vendor/.
 # Read-only root file system friendly: everything written goes to the /data volume.
+# tests/test_install.py runs this file's build commands and installs the wheel as below.
 
-FROM node:20-slim AS assets
-WORKDIR /build
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund --loglevel=error
+FROM python:3.13-slim AS wheel
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY app ./app
+COPY templates ./templates
+COPY static ./static
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir dist .
 
 FROM python:3.13-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -18,14 +25,9 @@ RUN useradd --system --uid 10001 --home-dir /srv/onetimeshare --shell /usr/sbin/
     && mkdir -p /data \
     && chown ots /data
 WORKDIR /srv/onetimeshare
-COPY pyproject.toml README.md ./
-COPY app ./app
-COPY templates ./templates
-COPY static ./static
-COPY --from=assets /build/node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
-COPY --from=assets /build/node_modules/htmx-ext-sse/dist/sse.min.js static/vendor/sse.min.js
-# Editable, so the templates and static files stay beside the package where it looks for them.
-RUN pip install --no-cache-dir -e .
+# The wheel is mounted for this one step, so no layer keeps a copy of it.
+RUN --mount=type=bind,from=wheel,source=/src/dist,target=/wheels \
+    pip install --no-cache-dir /wheels/onetimeshare-*.whl
 USER 10001
 VOLUME ["/data"]
 EXPOSE 8000

@@ -1,6 +1,7 @@
 # One command to run, one to test; both install what they need first.
 #   make run     the service on http://127.0.0.1:8000 (embedded Redis unless REDIS_URL is set)
 #   make test    lint, type-check and the whole test suite, browser tests included
+#   make dist    the sdist and the wheel, into dist/
 #   make vendor  refresh htmx and its SSE extension in static/vendor/ from npm
 #   make bench   the benchmarks in bench/ (not part of the tests)
 #
@@ -16,7 +17,7 @@ NPM_CI := npm ci --no-audit --no-fund --loglevel=error
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser run test lint vendor bench clean
+.PHONY: install browser run test lint dist vendor bench clean
 
 # --- running: Python only --------------------------------------------------------------
 
@@ -70,6 +71,12 @@ vendor:
 bench: install
 	$(BIN)/python -m bench.suite
 
+# The sdist, then the wheel built from that sdist (so it proves the sdist complete);
+# the files served (templates, static, htmx) are package data in both.
+dist: install
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+
 # static/vendor/ is committed, so it stays.
 clean:
-	rm -rf $(VENV) node_modules data artifacts .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules data artifacts dist .pytest_cache .mypy_cache .ruff_cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,14 +22,24 @@ def test_dockerfile_passes_hadolint() -> None:
 
 
 def test_dockerfile_shape() -> None:
+    """Built from the wheel: a build stage makes it, the final stage installs only it."""
     text = (ROOT / "Dockerfile").read_text()
     stages = [line for line in text.splitlines() if line.startswith("FROM ")]
-    assert stages[0].startswith("FROM node:") and " AS assets" in stages[0]
-    assert stages[-1] == "FROM python:3.13-slim"
-    assert "\nUSER 10001\n" in text  # not root
-    assert 'VOLUME ["/data"]' in text
-    assert "HEALTHCHECK" in text and "/healthz" in text
-    assert "npm ci" in text and "static/vendor/htmx.min.js" in text
+    assert stages == ["FROM python:3.13-slim AS wheel", "FROM python:3.13-slim"]
+    assert "node" not in text and "npm" not in text  # htmx is committed, no Node stage
+    final = text[text.rindex("\nFROM ") :]
+    installs = [line for line in final.splitlines() if "pip install" in line]
+    assert len(installs) == 1 and re.search(r"pip install .*/onetimeshare-\*\.whl$", installs[0])
+    assert "--mount=type=bind,from=wheel" in final  # the wheel, not a copy in a layer
+    assert " -e " not in final and "--editable" not in final
+    # No source tree in the final image: nothing is copied into it at all.
+    assert not [line for line in final.splitlines() if line.startswith(("COPY", "ADD"))]
+    assert "\nUSER 10001\n" in final  # not root
+    assert 'VOLUME ["/data"]' in final
+    assert "HEALTHCHECK" in final and "/healthz" in final
+    assert final.rstrip().endswith('CMD ["onetimeshare", "serve"]')
+    for default in ("OTS_DATA_DIR=/data", "HOST=0.0.0.0", "PORT=8000"):
+        assert default in final
 
 
 def test_compose_runs_two_instances_on_shared_redis_and_s3() -> None:
