@@ -74,7 +74,9 @@ UPLOADS_PAGE = 1000
 # pool must not be botocore's 10: the eleventh transfer of a worker would wait.
 MAX_CONNECTIONS = 1000
 HEALTH_SECONDS = 3.0
-PREPARE_SECONDS = 10.0
+# A worker's own look at the bucket: the serve master has waited for the store already,
+# and botocore's retries against a store that is down would hold up every worker start.
+PREPARE_SECONDS = HEALTH_SECONDS
 # S3's region without a location constraint: creating a bucket anywhere else names it.
 DEFAULT_REGION = "us-east-1"
 
@@ -300,7 +302,6 @@ class S3BlobStore:
         ``/healthz`` reports it, and ``onetimeshare serve`` waited for the store (and
         created the bucket) before starting any worker."""
         try:
-            # Bounded: a worker waits no longer for a store that hangs.
             async with asyncio.timeout(PREPARE_SECONDS):
                 await self.ensure_bucket()
         except TimeoutError:
