@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import ipaddress
 import logging
 import math
 import os
@@ -12,6 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
+
+from argon2 import extract_parameters
+from argon2.exceptions import InvalidHashError
+from redis.connection import parse_url
 
 from .crypto import (
     ARGON2_MAX_MEMORY_KIB,
@@ -96,9 +103,24 @@ DEFAULT_CLI_AGENTS = (
 )
 
 
-def wants_json_logs(log_format: str) -> bool:
-    """OTS_LOG_FORMAT: JSON lines unless it says "text"."""
-    return log_format.strip().lower() != "text"
+LOG_FORMATS = ("json", "text")
+SERVERS = ("hypercorn", "granian")
+# What Hypercorn does here (app/server.py) and Granian does not: each becomes a start-up
+# warning when OTS_SERVER=granian.
+GRANIAN_DIFFERENCES = (
+    "OTS_GRACEFUL_TIMEOUT is not honoured by Granian: on SIGTERM it waits for every "
+    "transfer in flight, however long it takes",
+    "Granian buffers request heads up to 408 KiB instead of answering 431 over 16 KiB",
+    "Granian keeps idle keep-alive connections open by its own rules "
+    "(Hypercorn here closes them after 15 s)",
+)
+
+
+def json_logs(environ: Mapping[str, str] | None = None) -> bool:
+    """OTS_LOG_FORMAT alone, validated as ``Settings.from_env`` does: for configuring
+    logging before the other settings are read (reading them may log)."""
+    env = _Env(os.environ if environ is None else environ)
+    return env.choice("OTS_LOG_FORMAT", LOG_FORMATS, "json") == "json"
 
 
 class SettingsError(ValueError):
@@ -159,6 +181,10 @@ class Settings:
     graceful_timeout: float = 30.0
     upload_mark_seconds: int = 15
     redis_timeout: float = 5.0
+    server: str = "hypercorn"
+    # Settings that do nothing in this set-up, and unknown OTS_ variables: logged at
+    # start-up, printed by ``onetimeshare check``.
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def blob_dir(self) -> Path:
@@ -169,10 +195,15 @@ class Settings:
         return self.data_dir / "redis"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read every setting; raise ``SettingsError`` naming the first bad one."""
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, store_secret_key: bool = True
+    ) -> Settings:
+        """Read every setting; raise ``SettingsError`` naming the first bad one.
+
+        With ``store_secret_key=False`` (``onetimeshare check``) nothing is written: an
+        unset SECRET_KEY with no stored one yet gets a key for this object only."""
         env = _Env(os.environ if environ is None else environ)
-        data_dir = Path(env.text("OTS_DATA_DIR", "data")).expanduser().resolve()
+        data_dir = _data_dir(env.text("OTS_DATA_DIR", "data"))
         max_expiry = env.integer("OTS_MAX_EXPIRY", 604800, minimum=1)
         choices = env.integer_list("OTS_EXPIRY_CHOICES", (300, 3600, 86400, 604800))
         if any(choice > max_expiry for choice in choices):
@@ -188,23 +219,23 @@ class Settings:
                 f"OTS_DEFAULT_EXPIRY: {default_expiry} is not one of OTS_EXPIRY_CHOICES "
                 f"({', '.join(map(str, choices))})"
             )
-        redis_url = env.text("REDIS_URL", "") or None
         settings = cls(
             data_dir=data_dir,
-            secret_key=_secret_key(env.text("SECRET_KEY", ""), data_dir),
-            redis_url=redis_url,
-            host=env.text("HOST", "127.0.0.1"),
+            # Checked here; an unset one is generated (and stored) once all else is valid.
+            secret_key=_configured_secret_key(env.text("SECRET_KEY", "")),
+            redis_url=_redis_url(env.text("REDIS_URL", "")),
+            host=_host(env.text("HOST", "127.0.0.1") or "127.0.0.1"),
             port=env.integer("PORT", 8000, minimum=0, maximum=65535),
             workers=env.integer("OTS_WORKERS", os.cpu_count() or 1, minimum=1, maximum=256),
             public_url=_public_url(env.text("OTS_PUBLIC_URL", "")),
             hsts=env.boolean("OTS_HSTS", False),
-            log_json=wants_json_logs(env.text("OTS_LOG_FORMAT", "json")),
-            metrics_token=env.text("OTS_METRICS_TOKEN", "") or None,
+            log_json=env.choice("OTS_LOG_FORMAT", LOG_FORMATS, "json") == "json",
+            metrics_token=_metrics_token(env.text("OTS_METRICS_TOKEN", "")),
             storage_url=_storage_url(env.text("STORAGE_URL", "")),
-            s3_endpoint=env.text("OTS_S3_ENDPOINT", "") or None,
+            s3_endpoint=_s3_endpoint(env.text("OTS_S3_ENDPOINT", "")),
             s3_access_key=env.text("OTS_S3_ACCESS_KEY", "") or None,
             s3_secret_key=env.text("OTS_S3_SECRET_KEY", "") or None,
-            s3_region=env.text("OTS_S3_REGION", "us-east-1") or "us-east-1",
+            s3_region=_s3_region(env.text("OTS_S3_REGION", "") or "us-east-1"),
             max_upload_bytes=env.integer(
                 "OTS_MAX_UPLOAD_BYTES", 1 * GIB, minimum=1, maximum=MAX_SHARE_BYTES
             ),
@@ -260,7 +291,18 @@ class Settings:
             graceful_timeout=env.number("OTS_GRACEFUL_TIMEOUT", 30.0, minimum=0.1),
             upload_mark_seconds=env.integer("OTS_UPLOAD_MARK_SECONDS", 15, minimum=2, maximum=3600),
             redis_timeout=env.number("OTS_REDIS_TIMEOUT", 5.0, minimum=0.1),
+            server=env.choice("OTS_SERVER", SERVERS, "hypercorn"),
         )
+        if bool(settings.s3_access_key) != bool(settings.s3_secret_key):
+            present, missing = (
+                ("OTS_S3_ACCESS_KEY", "OTS_S3_SECRET_KEY")
+                if settings.s3_access_key
+                else ("OTS_S3_SECRET_KEY", "OTS_S3_ACCESS_KEY")
+            )
+            raise SettingsError(
+                f"{missing}: required when {present} is set (or unset both to use the "
+                "AWS_* variables or profiles)"
+            )
         if settings.trusted_proxy_hops and not settings.public_url:
             # Links are never built from X-Forwarded-Host, which a client can send itself.
             raise SettingsError(
@@ -269,18 +311,88 @@ class Settings:
             )
         if settings.argon2.memory_kib < 8 * settings.argon2.parallelism:
             raise SettingsError("OTS_ARGON2_MEMORY_KIB must be at least 8 x OTS_ARGON2_PARALLELISM")
-        return settings
+        return dataclasses.replace(
+            settings,
+            secret_key=settings.secret_key or _unset_secret_key(data_dir, store_secret_key),
+            warnings=_warnings(env, settings),
+        )
+
+
+def _warnings(env: _Env, settings: Settings) -> tuple[str, ...]:
+    """What the operator set that does nothing in this set-up, and names that are no setting."""
+    found: list[str] = []
+
+    def unused(names: tuple[str, ...], why: str) -> None:
+        found.extend(f"{name} does nothing {why}" for name in names if env.is_set(name))
+
+    if settings.storage_url:
+        unused(("OTS_MIN_FREE_BYTES",), "with STORAGE_URL set: object stores report no free space")
+    else:
+        unused(
+            ("OTS_S3_ENDPOINT", "OTS_S3_ACCESS_KEY", "OTS_S3_SECRET_KEY", "OTS_S3_REGION"),
+            "without STORAGE_URL: blobs are stored on local disk",
+        )
+    if settings.admin_password_hash:
+        unused(("ADMIN_PASSWORD",), "when ADMIN_PASSWORD_HASH is set: the hash is used")
+    elif not settings.admin_password:
+        unused(
+            ("ADMIN_USER", "OTS_ADMIN_SESSION_SECONDS", "OTS_ADMIN_COOKIE_SECURE"),
+            "without ADMIN_PASSWORD_HASH: the admin area is off",
+        )
+    if not settings.rate_limits_enabled:
+        unused(
+            (
+                *(f"OTS_RATE_{category.upper()}" for category in DEFAULT_RATE_LIMITS),
+                "OTS_RATE_IPV6_PREFIX",
+                "OTS_UPLOADS_PER_CLIENT",
+                "OTS_UPLOAD_SLOT_SECONDS",
+            ),
+            "with OTS_RATE_LIMITS=false",
+        )
+    if not settings.block_cli_agents:
+        unused(("OTS_CLI_AGENTS",), "with BLOCK_CLI_AGENTS=false")
+    if not settings.min_upload_rate:
+        unused(("OTS_UPLOAD_RATE_GRACE",), "with OTS_MIN_UPLOAD_RATE=0")
+    if settings.server == "granian":
+        found.extend(GRANIAN_DIFFERENCES)
+    for name in env.unknown_names("OTS_"):
+        close = difflib.get_close_matches(name, env.asked, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        found.append(f"{name} is not a setting and does nothing{hint}")
+    return tuple(found)
 
 
 class _Env:
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
+        self.asked: list[str] = []  # every name read, in order
+
+    def _raw(self, name: str, default: str = "") -> str:
+        self.asked.append(name)
+        return self._environ.get(name, default)
+
+    def is_set(self, name: str) -> bool:
+        return bool(self._environ.get(name, "").strip())
+
+    def unknown_names(self, prefix: str) -> list[str]:
+        """Variables with our prefix that nothing read: a typo silently meaning a default."""
+        return sorted(
+            name for name in self._environ if name.startswith(prefix) and name not in self.asked
+        )
 
     def text(self, name: str, default: str) -> str:
-        return self._environ.get(name, default).strip()
+        return self._raw(name, default).strip()
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        raw = self._raw(name).strip().lower()
+        if not raw:
+            return default
+        if raw not in choices:
+            raise SettingsError(f"{name}: expected {' or '.join(choices)}, got {raw!r}")
+        return raw
 
     def boolean(self, name: str, default: bool) -> bool:
-        raw = self._environ.get(name, "").strip().lower()
+        raw = self._raw(name).strip().lower()
         if not raw:
             return default
         if raw in {"1", "true", "yes", "on"}:
@@ -292,7 +404,7 @@ class _Env:
     def integer(
         self, name: str, default: int, *, minimum: int | None = None, maximum: int | None = None
     ) -> int:
-        raw = self._environ.get(name, "").strip()
+        raw = self._raw(name).strip()
         if not raw:
             return default
         try:
@@ -302,7 +414,7 @@ class _Env:
         return _in_range(name, value, minimum, maximum)
 
     def number(self, name: str, default: float, *, minimum: float | None = None) -> float:
-        raw = self._environ.get(name, "").strip()
+        raw = self._raw(name).strip()
         if not raw:
             return default
         try:
@@ -314,20 +426,23 @@ class _Env:
         return _in_range(name, value, minimum, None)
 
     def rate_limits(self, name: str, default: str) -> tuple[tuple[int, int], ...]:
-        raw = self._environ.get(name, "").strip() or default
+        raw = self._raw(name).strip() or default
         try:
             return parse_limits(raw)
         except RateLimitSpecError as error:
             raise SettingsError(f"{name}: {error}") from None
 
     def word_list(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
-        raw = self._environ.get(name, "").strip()
+        raw = self._raw(name).strip()
         if not raw:
             return default
-        return tuple(word.strip().lower() for word in raw.split(",") if word.strip())
+        words = tuple(word.strip().lower() for word in raw.split(",") if word.strip())
+        if not words:
+            raise SettingsError(f"{name}: expected comma-separated words, got {raw!r}")
+        return words
 
     def integer_list(self, name: str, default: tuple[int, ...]) -> tuple[int, ...]:
-        raw = self._environ.get(name, "").strip()
+        raw = self._raw(name).strip()
         if not raw:
             return default
         try:
@@ -366,25 +481,113 @@ def _public_url(configured: str) -> str | None:
 
 
 def _storage_url(configured: str) -> str | None:
-    if not configured or configured.startswith("file:"):
+    if not configured:
         return None
     if not re.fullmatch(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?", configured):
-        raise SettingsError("STORAGE_URL: expected s3://bucket/prefix (or unset for local disk)")
+        raise SettingsError(
+            "STORAGE_URL: expected s3://bucket/prefix (a bucket name of 3-63 lower-case "
+            "letters, digits, dots and hyphens), or unset for local disk"
+        )
     return configured
+
+
+def _s3_endpoint(configured: str) -> str | None:
+    if not configured:
+        return None
+    parts = urlsplit(configured)
+    if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query:
+        raise SettingsError(
+            f"OTS_S3_ENDPOINT: expected the store's address, e.g. http://seaweedfs:8333, "
+            f"got {configured!r}"
+        )
+    return configured
+
+
+def _s3_region(configured: str) -> str:
+    # The shape botocore itself accepts for a region name.
+    if not re.fullmatch(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?", configured):
+        raise SettingsError(
+            f"OTS_S3_REGION: expected a region name, e.g. us-east-1, got {configured!r}"
+        )
+    return configured
+
+
+def _redis_url(configured: str) -> str | None:
+    """Checked as redis-py will parse it, without connecting; the URL may carry a password,
+    so no message repeats it."""
+    if not configured:
+        return None
+    scheme = urlsplit(configured).scheme
+    if scheme not in {"redis", "rediss", "unix"}:
+        raise SettingsError(
+            "REDIS_URL: expected redis://host:port/db, rediss://... or unix:///path/to/socket, "
+            f"got a URL starting {scheme + ':' if scheme else 'without a scheme'}"
+        )
+    try:
+        parsed = parse_url(configured)  # type: ignore[no-untyped-call]
+    except ValueError as error:
+        raise SettingsError(f"REDIS_URL: not a valid Redis URL ({error})") from None
+    if scheme == "unix" and not parsed.get("path"):
+        raise SettingsError("REDIS_URL: a unix:// URL needs the socket's path")
+    database = urlsplit(configured).path.strip("/")
+    if scheme != "unix" and database and not database.isdigit():
+        # redis-py would silently use database 0.
+        raise SettingsError(
+            f"REDIS_URL: the database after the host must be a number, got {database!r}"
+        )
+    return configured
+
+
+def _host(configured: str) -> str:
+    try:
+        ipaddress.ip_address(configured)
+    except ValueError:
+        labels = configured.rstrip(".").split(".")
+        if not all(
+            re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?", label)
+            for label in labels
+        ):
+            raise SettingsError(
+                f"HOST: expected an address to bind (e.g. 127.0.0.1, 0.0.0.0, ::) or a host "
+                f"name, got {configured!r}"
+            ) from None
+    return configured
+
+
+def _metrics_token(configured: str) -> str | None:
+    # It travels in an Authorization header: only visible ASCII can arrive intact.
+    if configured and not re.fullmatch(r"[\x21-\x7e]+", configured):
+        raise SettingsError(
+            "OTS_METRICS_TOKEN: use visible ASCII characters only (no spaces), e.g. "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return configured or None
+
+
+def _data_dir(configured: str) -> Path:
+    data_dir = Path(configured or "data").expanduser().resolve()
+    if data_dir.exists() and not data_dir.is_dir():
+        raise SettingsError(f"OTS_DATA_DIR: {data_dir} exists and is not a directory")
+    return data_dir
 
 
 def _admin_hash(configured: str) -> str | None:
     if not configured:
         return None
-    if not configured.startswith("$argon2id$"):
+    try:
+        parameters = extract_parameters(configured)
+    except InvalidHashError:
+        parameters = None
+    if parameters is None or not configured.startswith("$argon2id$"):
         raise SettingsError(
-            "ADMIN_PASSWORD_HASH: expected an Argon2id hash ($argon2id$...); "
+            "ADMIN_PASSWORD_HASH: expected an Argon2id hash ($argon2id$v=19$m=...); "
             "make one with: onetimeshare hash-password"
         )
     return configured
 
 
-def _secret_key(configured: str, data_dir: Path) -> str:
+def _configured_secret_key(configured: str) -> str:
+    """The configured key, checked; empty if none is."""
     if configured:
         if configured.lower() in WELL_KNOWN_SECRET_KEYS:
             raise SettingsError(
@@ -397,13 +600,29 @@ def _secret_key(configured: str, data_dir: Path) -> str:
                 f"SECRET_KEY: must be at least {MIN_SECRET_KEY_LENGTH} "
                 f"characters, got {len(configured)}"
             )
-        return configured
+    return configured
+
+
+def _unset_secret_key(data_dir: Path, store: bool) -> str:
+    if not store and not (data_dir / SECRET_KEY_FILE).exists():
+        return secrets.token_urlsafe(48)  # what serve will generate and store
     return _stored_secret_key(data_dir)
 
 
 def _stored_secret_key(data_dir: Path) -> str:
     """Generate a key once and keep it in the data directory for every worker and restart."""
     path = data_dir / SECRET_KEY_FILE
+    try:
+        return _read_or_store_key(data_dir, path)
+    except OSError as error:
+        # Not a traceback: the operator can fix the directory or set the key.
+        raise SettingsError(
+            f"OTS_DATA_DIR: cannot keep a generated secret key in {data_dir} "
+            f"({error.strerror or error}); make it writable, or set SECRET_KEY"
+        ) from None
+
+
+def _read_or_store_key(data_dir: Path, path: Path) -> str:
     data_dir.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         # Write a complete file under a private name, then link it into place: the

@@ -25,6 +25,10 @@ under the prefix and aborts those that Redis knows nothing of once they are
 older than an upload mark lives.
 
 Reading: one streamed GetObject, handed out in the batches the caller asks for.
+
+At start-up the bucket is created if it is missing (a fresh ``docker compose up`` has
+none, and a signed PUT into a missing bucket is refused with 403); one that exists but
+is refused to these credentials stops the service with a message saying so.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ from urllib.parse import urlsplit
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, NoCredentialsError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from .storage import (
     BLOB_SUFFIX,
@@ -46,12 +51,15 @@ from .storage import (
     NAME_PATTERN,
     StoredBlob,
     StoreFacts,
+    StoreSetupError,
+    StoreUnreachable,
     UnfinishedUpload,
 )
 
 if TYPE_CHECKING:
     from aiobotocore.response import StreamingBody
     from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_s3.literals import BucketLocationConstraintType
     from types_aiobotocore_s3.type_defs import ListMultipartUploadsRequestTypeDef
 
 log = logging.getLogger(__name__)
@@ -66,6 +74,11 @@ UPLOADS_PAGE = 1000
 # pool must not be botocore's 10: the eleventh transfer of a worker would wait.
 MAX_CONNECTIONS = 1000
 HEALTH_SECONDS = 3.0
+# A worker's own look at the bucket: the serve master has waited for the store already,
+# and botocore's retries against a store that is down would hold up every worker start.
+PREPARE_SECONDS = HEALTH_SECONDS
+# S3's region without a location constraint: creating a bucket anywhere else names it.
+DEFAULT_REGION = "us-east-1"
 
 
 class S3Sink:
@@ -238,6 +251,7 @@ class S3BlobStore:
         self.prefix = parts.path.strip("/")
         self._key_prefix = f"{self.prefix}/" if self.prefix else ""
         self._endpoint = endpoint or None
+        self.region = region
         # Without keys here, botocore's usual sources apply (AWS_* variables, profiles).
         self._credentials = (access_key, secret_key) if access_key and secret_key else None
         self._config = AioConfig(
@@ -279,9 +293,105 @@ class S3BlobStore:
                     )
         return self._client
 
+    @property
+    def where(self) -> str:
+        return self._endpoint or f"AWS S3 ({self.region})"
+
     async def prepare(self) -> None:
-        """The bucket must exist; it is the operator's (or the compose file's) to create."""
-        await self.client()
+        """Create the bucket if it is missing. An unreachable store is only logged here:
+        ``/healthz`` reports it, and ``onetimeshare serve`` waited for the store (and
+        created the bucket) before starting any worker."""
+        try:
+            async with asyncio.timeout(PREPARE_SECONDS):
+                await self.ensure_bucket()
+        except TimeoutError:
+            log.warning("the object store at %s does not answer (timed out)", self.where)
+        except StoreUnreachable as error:
+            log.warning("%s", error)
+
+    async def ensure_bucket(self) -> bool:
+        """The bucket exists afterwards; True if this call created it.
+
+        Raises ``StoreUnreachable``, or ``StoreSetupError`` for a bucket these
+        credentials may not use or create."""
+        if await self.bucket_exists():
+            return False
+        return await self._create_bucket()
+
+    async def bucket_exists(self) -> bool:
+        """True if the bucket is there and ours to use, False if there is no such bucket."""
+        try:
+            await (await self.client()).head_bucket(Bucket=self.bucket)
+        except ClientError as error:
+            if _error_code(error) in {"404", "NoSuchBucket"}:
+                return False
+            if _error_code(error) in {"403", "AccessDenied"}:
+                # Stores answer 403 to credentials that may not see the bucket, whether
+                # it exists or not.
+                raise StoreSetupError(
+                    f"access to the bucket {self.bucket} at {self.where} is denied: it "
+                    "belongs to another account, or these credentials (OTS_S3_ACCESS_KEY) "
+                    "may not use it (nor create it, if it is missing)"
+                ) from None
+            raise self._refused(error) from None
+        except Exception as error:
+            raise self._failed(error) from None
+        return True
+
+    async def _create_bucket(self) -> bool:
+        client = await self.client()
+        try:
+            if self.region == DEFAULT_REGION:
+                await client.create_bucket(Bucket=self.bucket)
+            else:
+                await client.create_bucket(
+                    Bucket=self.bucket,
+                    # AWS's names, or whatever another S3-compatible store calls its regions.
+                    CreateBucketConfiguration={
+                        "LocationConstraint": cast("BucketLocationConstraintType", self.region)
+                    },
+                )
+        except ClientError as error:
+            code = _error_code(error)
+            if code == "BucketAlreadyOwnedByYou":  # another instance was quicker
+                return False
+            # Another instance was quicker, or (bucket names are global on AWS) the
+            # name is another account's, and then it is refused to us.
+            if code == "BucketAlreadyExists" and await self.bucket_exists():
+                return False
+            if code in {"403", "AccessDenied"}:
+                raise StoreSetupError(
+                    f"the bucket {self.bucket} does not exist at {self.where} and these "
+                    "credentials may not create it: create it, or allow s3:CreateBucket"
+                ) from None
+            raise self._refused(error) from None
+        except Exception as error:
+            raise self._failed(error) from None
+        log.warning("created the bucket %s at %s: it did not exist", self.bucket, self.where)
+        return True
+
+    def _refused(self, error: ClientError) -> StoreSetupError:
+        details = error.response.get("Error", {})
+        return StoreSetupError(
+            f"the object store at {self.where} refused the bucket {self.bucket}: "
+            f"{details.get('Code')} {details.get('Message') or ''}".rstrip()
+        )
+
+    def _failed(self, error: Exception) -> StoreSetupError:
+        if isinstance(error, NoCredentialsError):
+            return StoreSetupError(
+                "no S3 credentials: set OTS_S3_ACCESS_KEY and OTS_S3_SECRET_KEY "
+                "(or the AWS_* variables)"
+            )
+        if isinstance(error, BotoConnectionError | HTTPClientError | OSError | TimeoutError):
+            return StoreUnreachable(
+                f"the object store at {self.where} does not answer ({type(error).__name__})"
+            )
+        if isinstance(error, BotoCoreError):
+            return StoreSetupError(f"the object store at {self.where}: {error}")
+        return StoreUnreachable(
+            f"the object store at {self.where} does not answer ({type(error).__name__})"
+        )
 
     async def close(self) -> None:
         self._client = None

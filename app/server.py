@@ -52,7 +52,8 @@ def run_granian(settings: Settings) -> int:
     small-share cycles 14 % slower than Hypercorn with uvloop. Two tests differ:
     Granian buffers up to 408 KiB of request head before refusing it (a 16 KiB cap
     cut its uploads to 107 MB/s), and it resets rather than answers an upload
-    refused mid-stream (507). Hence not the default.
+    refused mid-stream (507). Hence not the default. What it does not honour of the
+    set-up above (config.GRANIAN_DIFFERENCES) is logged as a warning at start-up.
     """
     from granian import Granian
     from granian.constants import Interfaces
@@ -71,7 +72,7 @@ def run_granian(settings: Settings) -> int:
     return 0
 
 
-def run(settings: Settings, server: str = "hypercorn") -> int:
+def run(settings: Settings) -> int:
     embedded = None
     if settings.redis_url is None:
         # Started here, before the workers, so they all share this one server.
@@ -84,7 +85,7 @@ def run(settings: Settings, server: str = "hypercorn") -> int:
         "serving on http://%s:%d with %d worker(s)", settings.host, settings.port, settings.workers
     )
     try:
-        if server == "granian":
+        if settings.server == "granian":
             return run_granian(settings)
         return Supervisor(hypercorn_config(settings), settings.workers).run()
     finally:

@@ -41,6 +41,14 @@ NAME_PATTERN = re.compile(r"([0-9a-f]{32})(\.part|\.blob)")
 INLINE_IO_BYTES = 256 * 1024
 
 
+class StoreSetupError(RuntimeError):
+    """The blob store cannot be used as configured; the message says why and what to do."""
+
+
+class StoreUnreachable(StoreSetupError):
+    """The object store did not answer; it may still be starting."""
+
+
 async def file_io(size: int | None, function: Callable[..., T], *arguments: object) -> T:
     """Run blocking work inline for small files, in a thread otherwise."""
     if size is not None and size <= INLINE_IO_BYTES:

@@ -38,14 +38,35 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
+# The server as the tests run it; a test of the compose file runs that file's command instead.
+DEFAULT_COMMAND = ("server", "-s3", "-volume.max=0", "-master.volumeSizeLimitMB=64")
+
+
 class SeaweedFS:
-    def __init__(self, directory: Path) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        command: tuple[str, ...] = DEFAULT_COMMAND,
+        *,
+        s3_config: Path | None = None,
+    ) -> None:
+        """``command`` is weed's arguments as a container would get them; its ``-dir`` (a
+        volume there) becomes ``directory``, and every port is a free local one."""
         self.directory = directory
+        self.command = tuple(argument for argument in command if not argument.startswith("-dir="))
+        self.s3_config = s3_config
         self.s3_port, self.master_port, self.volume_port, self.filer_port = _free_ports(4)
         self.endpoint = f"http://127.0.0.1:{self.s3_port}"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, *, wait: bool = True) -> None:
+        """Starts the server (once) and, unless told not to, waits until it answers."""
+        if self.process is None:
+            self._launch()
+        if wait:
+            self.wait_until_answering()
+
+    def _launch(self) -> None:
         weed = Path(sys.executable).parent / "weed"
         if not weed.exists():
             weed = Path(shutil.which("weed") or "weed")
@@ -54,9 +75,9 @@ class SeaweedFS:
         self.process = subprocess.Popen(
             [
                 str(weed),
-                "server",
+                *self.command,
                 f"-dir={self.directory}",
-                "-s3",
+                *([f"-s3.config={self.s3_config}"] if self.s3_config else []),
                 f"-s3.port={self.s3_port}",
                 # Catalog servers we do not use, on fixed ports by default: two SeaweedFS
                 # at once (two test runs on one machine) would collide on them.
@@ -67,13 +88,12 @@ class SeaweedFS:
                 f"-filer.port={self.filer_port}",
                 "-ip=127.0.0.1",
                 "-ip.bind=127.0.0.1",
-                "-volume.max=0",
-                "-master.volumeSizeLimitMB=64",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
 
+    def wait_until_answering(self) -> None:
         def answers() -> bool:
             assert self.process is not None
             if self.process.poll() is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from onetimeshare.config import (
     GIB,
+    GRANIAN_DIFFERENCES,
     KIB,
     MIB,
     MIN_SECRET_KEY_LENGTH,
@@ -18,6 +20,7 @@ from onetimeshare.config import (
     WELL_KNOWN_SECRET_KEYS,
     Settings,
     SettingsError,
+    json_logs,
 )
 from onetimeshare.crypto import Argon2Params
 
@@ -445,3 +448,249 @@ def test_public_url(raw: str, expected: str | None, base_env: dict[str, str]) ->
 )
 def test_redis_url(raw: str, expected: str | None, base_env: dict[str, str]) -> None:
     assert load(base_env, REDIS_URL=raw).redis_url == expected
+
+
+# --- every setting validated ------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+# Settings whose every value means what it says: names and passwords.
+FREE_TEXT = {"ADMIN_USER", "ADMIN_PASSWORD"}
+# One value of each setting that no set-up can mean; each must stop the service.
+BAD_VALUES = {
+    "REDIS_URL": "localhost:6379",
+    "SECRET_KEY": "short",
+    "HOST": "not a host",
+    "PORT": "http",
+    "OTS_WORKERS": "many",
+    "OTS_PUBLIC_URL": "share.example.org",
+    "OTS_HSTS": "maybe",
+    "OTS_LOG_FORMAT": "xml",
+    "OTS_METRICS_TOKEN": "two words",
+    "STORAGE_URL": "file:///srv/blobs",
+    "OTS_S3_ENDPOINT": "seaweedfs:8333",
+    "OTS_S3_ACCESS_KEY": "an-access-key-without-its-secret",
+    "OTS_S3_SECRET_KEY": "a-secret-without-its-access-key",
+    "OTS_S3_REGION": "us east",
+    "OTS_MAX_UPLOAD_BYTES": "1G",
+    "OTS_MAX_TEXT_BYTES": "0",
+    "OTS_EXPIRY_CHOICES": "1h",
+    "OTS_DEFAULT_EXPIRY": "7",
+    "OTS_MAX_EXPIRY": "-1",
+    "OTS_MAX_PASSWORD_TRIES": "lots",
+    "OTS_MIN_FREE_BYTES": "-1",
+    "OTS_JANITOR_INTERVAL": "5m",
+    "OTS_ARGON2_TIME_COST": "0",
+    "OTS_ARGON2_MEMORY_KIB": "1",
+    "OTS_ARGON2_PARALLELISM": "99",
+    "OTS_ARGON2_MAX_CONCURRENT": "0",
+    "OTS_TOMBSTONE_SECONDS": "forever",
+    "ADMIN_PASSWORD_HASH": "$argon2id$not-a-hash",
+    "OTS_ADMIN_SESSION_SECONDS": "10",
+    "OTS_ADMIN_COOKIE_SECURE": "sometimes",
+    "OTS_RATE_LIMITS": "maybe",
+    "OTS_RATE_UPLOAD": "lots",
+    "OTS_RATE_PAGE": "60/fortnight",
+    "OTS_RATE_DOWNLOAD": "0/minute",
+    "OTS_RATE_POLL": "many",
+    "OTS_RATE_LOGIN": "5",
+    "OTS_RATE_ADMIN": "/minute",
+    "TRUSTED_PROXY_HOPS": "-1",
+    "OTS_RATE_IPV6_PREFIX": "200",
+    "OTS_UPLOADS_PER_CLIENT": "0",
+    "OTS_UPLOAD_SLOT_SECONDS": "1",
+    "OTS_MIN_UPLOAD_RATE": "fast",
+    "OTS_UPLOAD_RATE_GRACE": "0",
+    "BLOCK_CLI_AGENTS": "sometimes",
+    "OTS_CLI_AGENTS": ",",
+    "OTS_IDLE_TIMEOUT": "nan",
+    "OTS_GRACEFUL_TIMEOUT": "0",
+    "OTS_UPLOAD_MARK_SECONDS": "1",
+    "OTS_REDIS_TIMEOUT": "0",
+    "OTS_SERVER": "foo",
+}
+
+
+class RecordingEnvironment(dict[str, str]):
+    """An environment that notes every name it is asked for."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        self.asked.add(key)
+        return super().get(key, default)
+
+
+def names_read(base_env: dict[str, str]) -> set[str]:
+    environment = RecordingEnvironment(base_env)
+    Settings.from_env(environment)
+    return environment.asked
+
+
+def readme_settings() -> set[str]:
+    """The variables named in the first column of the README's settings table."""
+    names: set[str] = set()
+    for line in (ROOT / "README.md").read_text().splitlines():
+        if line.startswith("| `"):
+            names.update(re.findall(r"`([A-Z][A-Z0-9_]+)`", line.split("|")[1]))
+    return names
+
+
+def test_every_setting_read_is_documented_and_has_a_refused_value(
+    base_env: dict[str, str],
+) -> None:
+    read = names_read(base_env)
+    assert read == readme_settings()
+    assert read - FREE_TEXT - {"OTS_DATA_DIR"} == set(BAD_VALUES)  # the data dir: below
+
+
+@pytest.mark.parametrize(("name", "raw"), sorted(BAD_VALUES.items()))
+def test_a_bad_value_of_any_setting_is_refused_naming_it(
+    name: str, raw: str, base_env: dict[str, str]
+) -> None:
+    assert name in rejected(base_env, **{name: raw})
+
+
+def test_a_data_dir_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    a_file = tmp_path / "data"
+    a_file.write_text("not a directory")
+    message = rejected({"SECRET_KEY": STRONG_KEY}, OTS_DATA_DIR=str(a_file))
+    assert message == f"OTS_DATA_DIR: {a_file} exists and is not a directory"
+
+
+@pytest.mark.parametrize(("name", "raw"), [("OTS_LOG_FORMAT", "XML"), ("OTS_SERVER", "gunicorn")])
+def test_choices_name_what_they_accept(name: str, raw: str, base_env: dict[str, str]) -> None:
+    message = rejected(base_env, **{name: raw})
+    accepted = "json or text" if name == "OTS_LOG_FORMAT" else "hypercorn or granian"
+    assert message == f"{name}: expected {accepted}, got {raw.lower()!r}"
+
+
+def test_log_format_and_server_choices_are_read(base_env: dict[str, str]) -> None:
+    assert load(base_env, OTS_LOG_FORMAT=" Text ").log_json is False
+    assert load(base_env, OTS_LOG_FORMAT="JSON").log_json is True
+    assert load(base_env).server == "hypercorn"
+    assert load(base_env, OTS_SERVER="Granian").server == "granian"
+    assert json_logs({"OTS_LOG_FORMAT": "text"}) is False
+    with pytest.raises(SettingsError, match="OTS_LOG_FORMAT"):
+        json_logs({"OTS_LOG_FORMAT": "xml"})
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "redis://:hunter2-secret@localhost:6379/zero",
+        "http://:hunter2-secret@localhost:6379/0",
+        "hunter2-secret@localhost:6379",
+    ],
+)
+def test_a_bad_redis_url_is_refused_without_repeating_its_password(
+    raw: str, base_env: dict[str, str]
+) -> None:
+    message = rejected(base_env, REDIS_URL=raw)
+    assert message.startswith("REDIS_URL: ")
+    assert "hunter2" not in message
+
+
+@pytest.mark.parametrize("raw", ["0.0.0.0", "::", "::1", "localhost", "app.internal", "10.1.2.3"])
+def test_hosts_accepted(raw: str, base_env: dict[str, str]) -> None:
+    assert load(base_env, HOST=raw).host == raw
+
+
+def test_a_generated_key_is_stored_only_once_every_setting_is_valid(data_dir: Path) -> None:
+    with pytest.raises(SettingsError, match="OTS_SERVER"):
+        Settings.from_env({"OTS_DATA_DIR": str(data_dir), "OTS_SERVER": "foo"})
+    assert not data_dir.exists()
+
+
+def test_a_key_is_not_stored_when_asked_not_to(data_dir: Path) -> None:
+    settings = Settings.from_env({"OTS_DATA_DIR": str(data_dir)}, store_secret_key=False)
+    assert len(settings.secret_key) >= MIN_SECRET_KEY_LENGTH
+    assert not data_dir.exists()
+    stored = Settings.from_env({"OTS_DATA_DIR": str(data_dir)}).secret_key
+    assert (
+        Settings.from_env({"OTS_DATA_DIR": str(data_dir)}, store_secret_key=False).secret_key
+        == stored
+    )
+
+
+def test_a_data_dir_that_cannot_hold_the_key_is_a_configuration_error(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    message = rejected({}, OTS_DATA_DIR=str(tmp_path / "a-file" / "data"))
+    assert message.startswith("OTS_DATA_DIR: cannot keep a generated secret key in ")
+
+
+def test_the_hash_that_hash_password_prints_is_accepted(base_env: dict[str, str]) -> None:
+    from onetimeshare.admin_access import hash_password
+
+    encoded = hash_password("correct horse battery staple")
+    assert load(base_env, ADMIN_PASSWORD_HASH=encoded).admin_password_hash == encoded
+
+
+# --- settings that do nothing here: warnings ---------------------------------------------
+
+
+def test_defaults_warn_of_nothing(base_env: dict[str, str]) -> None:
+    assert load(base_env).warnings == ()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "warning"),
+    [
+        (
+            {"STORAGE_URL": "s3://bucket/blobs", "OTS_MIN_FREE_BYTES": "1000"},
+            "OTS_MIN_FREE_BYTES does nothing with STORAGE_URL set: object stores report no "
+            "free space",
+        ),
+        (
+            {"OTS_S3_ENDPOINT": "http://seaweedfs:8333"},
+            "OTS_S3_ENDPOINT does nothing without STORAGE_URL: blobs are stored on local disk",
+        ),
+        (
+            {"ADMIN_USER": "root"},
+            "ADMIN_USER does nothing without ADMIN_PASSWORD_HASH: the admin area is off",
+        ),
+        (
+            {"OTS_RATE_LIMITS": "false", "OTS_UPLOADS_PER_CLIENT": "8"},
+            "OTS_UPLOADS_PER_CLIENT does nothing with OTS_RATE_LIMITS=false",
+        ),
+        (
+            {"BLOCK_CLI_AGENTS": "false", "OTS_CLI_AGENTS": "curl"},
+            "OTS_CLI_AGENTS does nothing with BLOCK_CLI_AGENTS=false",
+        ),
+        (
+            {"OTS_MIN_UPLOAD_RATE": "0", "OTS_UPLOAD_RATE_GRACE": "10"},
+            "OTS_UPLOAD_RATE_GRACE does nothing with OTS_MIN_UPLOAD_RATE=0",
+        ),
+        (
+            {"OTS_MAX_UPLOAD_BYTE": "10"},
+            "OTS_MAX_UPLOAD_BYTE is not a setting and does nothing "
+            "(did you mean OTS_MAX_UPLOAD_BYTES?)",
+        ),
+    ],
+)
+def test_settings_that_do_nothing_here_are_warned_of(
+    overrides: dict[str, str], warning: str, base_env: dict[str, str]
+) -> None:
+    assert load(base_env, **overrides).warnings == (warning,)
+
+
+def test_admin_password_beside_a_hash_is_warned_of(base_env: dict[str, str]) -> None:
+    from onetimeshare.admin_access import hash_password
+
+    settings = load(
+        base_env,
+        ADMIN_PASSWORD_HASH=hash_password("correct horse battery staple"),
+        ADMIN_PASSWORD="development only",
+    )
+    assert settings.warnings == (
+        "ADMIN_PASSWORD does nothing when ADMIN_PASSWORD_HASH is set: the hash is used",
+    )
+
+
+def test_granian_warns_of_what_it_does_not_honour(base_env: dict[str, str]) -> None:
+    warnings = load(base_env, OTS_SERVER="granian").warnings
+    assert warnings == GRANIAN_DIFFERENCES
+    assert any(warning.startswith("OTS_GRACEFUL_TIMEOUT is not honoured") for warning in warnings)
+    assert any("431" in warning for warning in warnings)
+    assert any("keep-alive" in warning for warning in warnings)
