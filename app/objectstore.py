@@ -45,6 +45,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, NoCredentialsError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from .config import Settings
 from .storage import (
     BLOB_SUFFIX,
     INLINE_IO_BYTES,
@@ -272,6 +273,18 @@ class S3BlobStore:
         self._client: S3Client | None = None
         self._client_exit = contextlib.AsyncExitStack()
         self._opening = asyncio.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> S3BlobStore:
+        """The store ``STORAGE_URL`` and the ``OTS_S3_*`` settings describe."""
+        assert settings.storage_url is not None
+        return cls(
+            settings.storage_url,
+            endpoint=settings.s3_endpoint,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+            region=settings.s3_region,
+        )
 
     def key(self, share_id: str) -> str:
         return f"{self._key_prefix}{share_id}{BLOB_SUFFIX}"

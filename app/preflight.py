@@ -126,7 +126,7 @@ def check_storage(settings: Settings) -> Outcome:
 
 
 async def _check_bucket(settings: Settings) -> Outcome:
-    store = s3_store(settings)
+    store = S3BlobStore.from_settings(settings)
     try:
         async with asyncio.timeout(CHECK_SECONDS):
             exists = await store.bucket_exists()
@@ -159,7 +159,7 @@ def prepare_storage(settings: Settings, wait_seconds: float = STORE_WAIT_SECONDS
         except OSError as error:
             raise StoreSetupError(f"local disk: {describe(error)}") from None
         return
-    asyncio.run(_prepare_bucket(s3_store(settings), wait_seconds))
+    asyncio.run(_prepare_bucket(S3BlobStore.from_settings(settings), wait_seconds))
 
 
 async def _prepare_bucket(store: S3BlobStore, wait_seconds: float) -> None:
@@ -181,17 +181,6 @@ async def _prepare_bucket(store: S3BlobStore, wait_seconds: float) -> None:
             await asyncio.sleep(STORE_RETRY_SECONDS)
     finally:
         await store.close()
-
-
-def s3_store(settings: Settings) -> S3BlobStore:
-    assert settings.storage_url is not None
-    return S3BlobStore(
-        settings.storage_url,
-        endpoint=settings.s3_endpoint,
-        access_key=settings.s3_access_key,
-        secret_key=settings.s3_secret_key,
-        region=settings.s3_region,
-    )
 
 
 def writable(directory: Path) -> str:

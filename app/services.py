@@ -113,13 +113,7 @@ def open_blob_store(settings: Settings) -> BlobStore:
     if settings.storage_url:
         from .objectstore import S3BlobStore
 
-        return S3BlobStore(
-            settings.storage_url,
-            endpoint=settings.s3_endpoint,
-            access_key=settings.s3_access_key,
-            secret_key=settings.s3_secret_key,
-            region=settings.s3_region,
-        )
+        return S3BlobStore.from_settings(settings)
     return LocalBlobStore(settings.blob_dir, settings.min_free_bytes)
 
 

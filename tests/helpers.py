@@ -102,16 +102,24 @@ def download_live(url: str) -> httpx.Response:
     return httpx.post(url, headers=BROWSER_AGENT, timeout=30)
 
 
-def serve_until_exit(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """``onetimeshare serve`` that is expected to refuse to start; its exit and output."""
+def run_command(
+    *arguments: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``onetimeshare <arguments>`` that is expected to end by itself; its exit and output."""
     return subprocess.run(
-        [sys.executable, "-m", "onetimeshare", "serve"],
+        [sys.executable, "-m", "onetimeshare", *arguments],
         env=env,
+        input=stdin,
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=60,
         check=False,
     )
+
+
+def serve_until_exit(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``onetimeshare serve`` that is expected to refuse to start."""
+    return run_command("serve", env=env)
 
 
 BOOKKEEPING_PREFIXES = (

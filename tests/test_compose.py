@@ -15,7 +15,6 @@ import os
 import re
 import secrets
 import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,7 +30,7 @@ from onetimeshare.config import Settings
 from onetimeshare.preflight import prepare_storage
 from onetimeshare.storage import StoreUnreachable
 from tests.conftest import LiveServer, free_port
-from tests.helpers import BROWSER_AGENT, JSON, multipart, serve_until_exit, token_path
+from tests.helpers import BROWSER_AGENT, JSON, multipart, run_command, serve_until_exit, token_path
 from tests.seaweedfs import SeaweedFS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,14 +177,7 @@ def test_the_compose_set_up_creates_its_bucket_and_shares_across_both_apps(
 
 
 def run_check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "onetimeshare", "check"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_command("check", env=env)
 
 
 def s3_environment(tmp_path: Path, endpoint: str, bucket: str, **more: str) -> dict[str, str]:

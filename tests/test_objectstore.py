@@ -90,13 +90,7 @@ def versioned_s3_settings(s3_settings: Settings) -> Settings:
 
 
 def store_of(settings: Settings) -> S3BlobStore:
-    return S3BlobStore(
-        str(settings.storage_url),
-        endpoint=settings.s3_endpoint,
-        access_key=settings.s3_access_key,
-        secret_key=settings.s3_secret_key,
-        region=settings.s3_region,
-    )
+    return S3BlobStore.from_settings(settings)
 
 
 @contextlib.asynccontextmanager

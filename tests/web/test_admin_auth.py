@@ -7,7 +7,6 @@ import dataclasses
 import hashlib
 import re
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import quote
@@ -21,7 +20,7 @@ from quart.typing import TestClientProtocol as QuartClient
 from onetimeshare.admin_access import SESSION_PREFIX, hash_password
 from onetimeshare.config import Settings, SettingsError
 from onetimeshare.ratelimit import parse_limits
-from tests.helpers import running_app, upload
+from tests.helpers import run_command, running_app, upload
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 HTMX = {"HX-Request": "true"}
@@ -267,14 +266,7 @@ def test_settings_refuse_a_hash_that_is_not_argon2id(
 
 
 def run_hash_password(stdin: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "onetimeshare", "hash-password"],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_command("hash-password", stdin=stdin)
 
 
 def test_the_hash_password_command_prints_a_verifiable_hash() -> None:
