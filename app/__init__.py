@@ -1,86 +1,11 @@
-"""OneTimeShare: encrypted files and text secrets that can be downloaded exactly once."""
+"""OneTimeShare: encrypted files and text secrets that can be downloaded exactly once.
 
-from __future__ import annotations
+The package reads like its architecture: ``domain`` (shares, cryptography, storage,
+metadata; never imports Quart), ``web`` (the Quart application, routes, guards and
+plumbing) and ``process`` (the command line, the serving master, workers, background
+jobs), with the settings, errors, logs and metrics they share at the top.
+"""
 
-from quart import Quart
-
-from . import clients, logs, ratelimit, resources, services
-from .config import Settings
-from .http import DEFAULT_BODY_LIMIT, StreamingHTTPConnection, StreamingRequest
-from .runtime import tune_for_large_transfers
 from .version import __version__
-from .web import (
-    admin,
-    auth,
-    download,
-    errors,
-    filters,
-    guards,
-    health,
-    monitoring,
-    pages,
-    proxy,
-    revoke,
-    security,
-    upload,
-)
 
-
-def create_app(settings: Settings | None = None) -> Quart:
-    settings = settings or Settings.from_env()
-    tune_for_large_transfers()
-    resources.check()
-    app = errors.Application(
-        __name__,
-        template_folder=str(resources.package_path("templates")),
-        static_folder=str(resources.package_path("static")),
-    )
-    app.request_class = StreamingRequest
-    app.asgi_http_class = StreamingHTTPConnection
-    app.config.update(
-        SECRET_KEY=settings.secret_key,
-        # Small bodies everywhere; the upload route raises its own limit.
-        MAX_CONTENT_LENGTH=DEFAULT_BODY_LIMIT,
-        # Replaced by per-read and per-send idle timeouts (app.http).
-        BODY_TIMEOUT=None,
-        RESPONSE_TIMEOUT=None,
-        IDLE_TIMEOUT=settings.idle_timeout,
-        MIN_UPLOAD_RATE=settings.min_upload_rate,
-        UPLOAD_RATE_GRACE=settings.upload_rate_grace,
-    )
-    app.jinja_env.globals["app_version"] = __version__
-    filters.install(app)
-    logs.install(app)
-    security.install(app, settings)
-    # Order matters: refused requests (command-line clients, cross-site posts) are
-    # turned away before the rate limiter records them.
-    guards.install(app, settings)
-    clients.install(app, settings.secret_key, settings.rate_ipv6_prefix)
-    limiter_store = ratelimit.RedisGcraStore()
-    ratelimit.AtomicRateLimiter(
-        app,
-        limiter_store,
-        {name: ratelimit.limits_of(spec) for name, spec in settings.rate_limits.items()},
-        enabled=settings.rate_limits_enabled,
-    )
-    if settings.trusted_proxy_hops:
-        # Only then are X-Forwarded-For and -Proto believed, for exactly that many
-        # proxies; X-Forwarded-Host never is (links come from OTS_PUBLIC_URL).
-        app.asgi_app = proxy.ProxyHeaders(  # type: ignore[method-assign]
-            app.asgi_app, settings.trusted_proxy_hops
-        )
-    for blueprint in (
-        pages.blueprint,
-        upload.blueprint,
-        download.blueprint,
-        revoke.blueprint,
-        auth.blueprint,
-        admin.blueprint,
-        health.blueprint,
-        monitoring.blueprint,
-        errors.blueprint,
-    ):
-        app.register_blueprint(blueprint)
-    auth.install(app, settings)
-    services.install(app, settings, limiter_store)
-    return app
+__all__ = ["__version__"]

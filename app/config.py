@@ -20,14 +20,13 @@ from argon2 import extract_parameters
 from argon2.exceptions import InvalidHashError
 from redis.connection import parse_url
 
-from .crypto import (
+from .domain.crypto import (
     ARGON2_MAX_MEMORY_KIB,
     ARGON2_MAX_PARALLELISM,
     ARGON2_MAX_TIME_COST,
     Argon2Params,
 )
-from .metadata import MAX_PASSWORD_TRIES, MAX_SHARE_BYTES, MAX_TEXT_SHARE_BYTES
-from .ratelimit import RateLimitSpecError, parse_limits
+from .domain.metadata import MAX_PASSWORD_TRIES, MAX_SHARE_BYTES, MAX_TEXT_SHARE_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +113,34 @@ GRANIAN_DIFFERENCES = (
     "Granian keeps idle keep-alive connections open by its own rules "
     "(Hypercorn here closes them after 15 s)",
 )
+
+
+# --- rate limit specifications: "10/minute; 100/day" ----------------------------------
+
+_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_SPEC = re.compile(r"\s*(\d+)\s*/\s*(\d*)\s*(second|minute|hour|day)s?\s*")
+
+
+class RateLimitSpecError(ValueError):
+    pass
+
+
+def parse_limits(text: str) -> tuple[tuple[int, int], ...]:
+    """'10/minute; 100/day' -> ((10, 60), (100, 86400)). '20/10 seconds' works too."""
+    limits = []
+    for part in re.split(r"[;,]", text):
+        if not part.strip():
+            continue
+        match = _SPEC.fullmatch(part)
+        if match is None:
+            raise RateLimitSpecError(f"expected COUNT/UNIT like 10/minute, got {part.strip()!r}")
+        count, multiple, unit = int(match.group(1)), int(match.group(2) or 1), match.group(3)
+        if count < 1 or multiple < 1:
+            raise RateLimitSpecError(f"counts must be positive, got {part.strip()!r}")
+        limits.append((count, multiple * _UNITS[unit]))
+    if not limits:
+        raise RateLimitSpecError("at least one limit is needed")
+    return tuple(limits)
 
 
 def json_logs(environ: Mapping[str, str] | None = None) -> bool:

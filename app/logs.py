@@ -18,11 +18,8 @@ import logging
 import re
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
-
-from quart import Quart, Response, g, has_request_context, request
-
-from . import metrics
 
 # Every path that carries a secret in the segment after its prefix. A new route
 # with a secret in its path adds one line here; nothing else needs to change.
@@ -98,6 +95,20 @@ def secrets_in_path(path: str) -> tuple[str, ...]:
     return (match["secret"],)
 
 
+def _no_request() -> tuple[str, ...]:
+    return ()
+
+
+# The secrets of the request being served, if any; the web layer installs the function
+# that knows (web/request_log.py), so this module needs no web framework.
+_current_secrets: Callable[[], tuple[str, ...]] = _no_request
+
+
+def use_request_secrets(current: Callable[[], tuple[str, ...]]) -> None:
+    global _current_secrets
+    _current_secrets = current
+
+
 class RedactSecrets(logging.Filter):
     """Redacts a record in place: its message, exception and stack text, and extra fields.
 
@@ -108,7 +119,7 @@ class RedactSecrets(logging.Filter):
     _exceptions = logging.Formatter()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        secrets = secrets_in_path(request.path) if has_request_context() else ()
+        secrets = _current_secrets()
         try:
             message = record.getMessage()
         except (TypeError, ValueError):  # arguments that do not fit: keep the template
@@ -172,28 +183,3 @@ def configure(json_format: bool, stream: TextIO | None = None) -> None:
 def event(name: str, share_id: str = "", **facts: object) -> None:
     """A lifecycle event (created, downloaded, destroyed, revoked, expired, ...)."""
     events.info(name, extra={"event": name, "share": share_id[:8], **facts})
-
-
-def install(app: Quart) -> None:
-    @app.before_request
-    async def start_clock() -> None:
-        g.started = time.perf_counter()
-
-    @app.after_request
-    async def log_request(response: Response) -> Response:
-        started = g.get("started")
-        elapsed = time.perf_counter() - started if started else 0.0
-        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        metrics.REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-        metrics.LATENCY.labels(route).observe(elapsed)
-        requests_log.info(
-            "request",
-            extra={
-                "method": request.method,
-                "path": redact_path(request.path),
-                "status": response.status_code,
-                "duration_ms": round(elapsed * 1000, 2),
-                "client": request.remote_addr,
-            },
-        )
-        return response

@@ -1,4 +1,9 @@
-"""The long-lived objects of one app instance, built at start-up and reached from routes."""
+"""The long-lived objects of one app instance, built at start-up: the composition root.
+
+It wires the domain (shares, metadata, blob store, admin access), the gateway's upload
+slots and the background jobs (janitor, loop-lag monitor) together. No Quart here: the
+web layer starts and stops it with the app (``web/extension.py``).
+"""
 
 from __future__ import annotations
 
@@ -6,26 +11,23 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import cast
 
-from quart import Quart, current_app
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from .admin_access import AdminAccess
 from .config import Settings
-from .embedded_redis import EmbeddedRedis
-from .inflight import UploadRequestSlots
-from .janitor import Janitor
-from .looplag import LoopLag, monitor
-from .metadata import MetadataStore
-from .passwords import Argon2Pool
-from .ratelimit import RedisGcraStore
-from .shares import ShareService
-from .storage import BlobStore, LocalBlobStore
+from .domain.admin_access import AdminAccess
+from .domain.metadata import MetadataStore
+from .domain.passwords import Argon2Pool
+from .domain.shares import ShareService
+from .domain.storage import BlobStore
+from .domain.storage.local import LocalBlobStore
+from .process.embedded_redis import EmbeddedRedis
+from .process.janitor import Janitor
+from .process.looplag import LoopLag, monitor
+from .web.inflight import UploadRequestSlots
 
 log = logging.getLogger(__name__)
 
-EXTENSION_KEY = "onetimeshare"
 # Connections per worker; each request holds one only for a command or script at a time,
 # an admin event stream holds one while it waits for events.
 REDIS_CONNECTIONS = 256
@@ -111,25 +113,7 @@ class Services:
 
 def open_blob_store(settings: Settings) -> BlobStore:
     if settings.storage_url:
-        from .objectstore import S3BlobStore
+        from .domain.storage.s3 import S3BlobStore
 
         return S3BlobStore.from_settings(settings)
     return LocalBlobStore(settings.blob_dir, settings.min_free_bytes)
-
-
-def install(app: Quart, settings: Settings, limiter_store: RedisGcraStore) -> None:
-    @app.before_serving
-    async def start_services() -> None:
-        started = await Services.start(settings)
-        limiter_store.attach(started.redis)
-        app.extensions[EXTENSION_KEY] = started
-
-    @app.after_serving
-    async def stop_services() -> None:
-        services = app.extensions.pop(EXTENSION_KEY, None)
-        if services is not None:
-            await services.stop()
-
-
-def services() -> Services:
-    return cast(Services, current_app.extensions[EXTENSION_KEY])

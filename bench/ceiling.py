@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 
 from quart import Quart, Response, request
 
-from onetimeshare.http import StreamingHTTPConnection, StreamingRequest
-from onetimeshare.runtime import tune_for_large_transfers
+from onetimeshare.process.tuning import tune_for_large_transfers
+from onetimeshare.web.streaming import StreamingHTTPConnection, StreamingRequest
 
 PIECE = memoryview(bytes(1024 * 1024))
 

@@ -7,7 +7,7 @@ import sys
 from hypercorn.run import run
 
 from onetimeshare.config import Settings
-from onetimeshare.server import hypercorn_config
+from onetimeshare.process.server import hypercorn_config
 
 
 def main() -> int:

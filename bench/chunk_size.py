@@ -14,7 +14,7 @@ import os
 import statistics
 import time
 
-from onetimeshare.crypto import (
+from onetimeshare.domain.crypto import (
     BLOB_HEADER_BYTES,
     TAG_BYTES,
     StreamOpener,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from onetimeshare.processes import stop_process
+from onetimeshare.process.processes import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 # Download links refuse command-line clients (BLOCK_CLI_AGENTS), so curl says it is a browser.

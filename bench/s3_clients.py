@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from onetimeshare.objectstore import S3BlobStore
+from onetimeshare.domain.storage.s3 import S3BlobStore
 from tests.seaweedfs import ACCESS_KEY, SECRET_KEY, SeaweedFS
 
 PART = 8 * 1024 * 1024

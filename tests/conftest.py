@@ -23,9 +23,9 @@ from quart import Quart
 from quart.typing import TestClientProtocol as QuartClient
 
 from onetimeshare.config import Settings
-from onetimeshare.crypto import Argon2Params
-from onetimeshare.embedded_redis import EmbeddedRedis
-from onetimeshare.processes import stop_process
+from onetimeshare.domain.crypto import Argon2Params
+from onetimeshare.process.embedded_redis import EmbeddedRedis
+from onetimeshare.process.processes import stop_process
 from tests.helpers import running_app, wait_until
 
 # Cheap Argon2id for tests; one test checks the production defaults separately.

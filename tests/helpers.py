@@ -17,8 +17,8 @@ import redis
 from quart import Quart
 from quart.typing import TestClientProtocol as QuartClient
 
-from onetimeshare import create_app
 from onetimeshare.config import Settings
+from onetimeshare.web.app import create_app
 
 BOUNDARY = "----onetimeshare-test-boundary"
 JSON = {"Accept": "application/json"}

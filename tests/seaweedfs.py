@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from onetimeshare.processes import stop_process
+from onetimeshare.process.processes import stop_process
 from tests.helpers import wait_until
 
 ACCESS_KEY = "onetimeshare-tests"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from onetimeshare.clients import ClientKeys, client_network
+from onetimeshare.web.clients import ClientKeys, client_network
 
 SECRET = "client-key-test-secret-0123456789abcdef"
 

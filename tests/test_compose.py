@@ -27,8 +27,8 @@ from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
 from onetimeshare.config import Settings
-from onetimeshare.preflight import prepare_storage
-from onetimeshare.storage import StoreUnreachable
+from onetimeshare.domain.storage import StoreUnreachable
+from onetimeshare.process.preflight import prepare_storage
 from tests.conftest import LiveServer, free_port
 from tests.helpers import BROWSER_AGENT, JSON, multipart, run_command, serve_until_exit, token_path
 from tests.seaweedfs import SeaweedFS

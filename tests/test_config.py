@@ -22,7 +22,7 @@ from onetimeshare.config import (
     SettingsError,
     json_logs,
 )
-from onetimeshare.crypto import Argon2Params
+from onetimeshare.domain.crypto import Argon2Params
 
 STRONG_KEY = "k3y-" + "x" * 60
 
@@ -621,7 +621,7 @@ def test_a_data_dir_that_cannot_hold_the_key_is_a_configuration_error(tmp_path: 
 
 
 def test_the_hash_that_hash_password_prints_is_accepted(base_env: dict[str, str]) -> None:
-    from onetimeshare.admin_access import hash_password
+    from onetimeshare.domain.admin_access import hash_password
 
     encoded = hash_password("correct horse battery staple")
     assert load(base_env, ADMIN_PASSWORD_HASH=encoded).admin_password_hash == encoded
@@ -676,7 +676,7 @@ def test_settings_that_do_nothing_here_are_warned_of(
 
 
 def test_admin_password_beside_a_hash_is_warned_of(base_env: dict[str, str]) -> None:
-    from onetimeshare.admin_access import hash_password
+    from onetimeshare.domain.admin_access import hash_password
 
     settings = load(
         base_env,

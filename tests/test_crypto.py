@@ -10,7 +10,7 @@ import re
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from onetimeshare.crypto import (
+from onetimeshare.domain.crypto import (
     BLOB_HEADER_BYTES,
     BLOB_MAGIC,
     BLOB_VERSION,

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from onetimeshare.crypto import (
+from onetimeshare.domain.crypto import (
     BLOB_HEADER_BYTES,
     TAG_BYTES,
     DecryptionError,

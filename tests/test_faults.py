@@ -23,11 +23,11 @@ import pytest
 import redis
 from quart.typing import TestClientProtocol as QuartClient
 
-from onetimeshare import create_app
 from onetimeshare.config import MIB, Settings
-from onetimeshare.embedded_redis import EmbeddedRedis
-from onetimeshare.janitor import LOCK_SECONDS
-from onetimeshare.storage import DISK_FULL_MESSAGE
+from onetimeshare.domain.storage import DISK_FULL_MESSAGE
+from onetimeshare.process.embedded_redis import EmbeddedRedis
+from onetimeshare.process.janitor import LOCK_SECONDS
+from onetimeshare.web.app import create_app
 from tests.conftest import LiveServer, LiveServerFactory
 from tests.helpers import (
     JSON,

@@ -11,7 +11,7 @@ import redis
 from redis.asyncio import Redis
 
 from onetimeshare.config import Settings, SettingsError
-from onetimeshare.inflight import PREFIX, UploadRequestSlots
+from onetimeshare.web.inflight import PREFIX, UploadRequestSlots
 from tests.helpers import wait_until_async
 
 CLIENT = "0123456789abcdef0123456789abcdef"

@@ -10,10 +10,10 @@ import redis
 from quart import Quart
 from quart.typing import TestClientProtocol as QuartClient
 
-from onetimeshare import create_app
 from onetimeshare.config import Settings
-from onetimeshare.janitor import LOCK_SECONDS, Janitor
+from onetimeshare.process.janitor import LOCK_SECONDS, Janitor
 from onetimeshare.services import Services
+from onetimeshare.web.app import create_app
 from tests.helpers import token_path, upload, wait_until
 
 

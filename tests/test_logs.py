@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 
 from onetimeshare import logs, resources
 from onetimeshare.config import Settings
-from onetimeshare.crypto import encode_token, new_token
-from onetimeshare.progress import new_upload_id
+from onetimeshare.domain.crypto import encode_token, new_token
+from onetimeshare.domain.progress import new_upload_id
 from tests.conftest import LiveServerFactory
 from tests.helpers import JSON, multipart, running_app, token_path, upload
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 import pytest
 
 from onetimeshare.errors import InvalidInput, MalformedRequest
-from onetimeshare.multipart import (
+from onetimeshare.web.multipart import (
     DEFAULT_FIELD_LIMIT,
     MAX_PART_HEADER_BYTES,
     MAX_PARTS,

@@ -23,11 +23,11 @@ import redis
 from aiobotocore.session import get_session
 from quart import Quart
 
-from onetimeshare import create_app
 from onetimeshare.config import MIB, Settings
-from onetimeshare.crypto import ciphertext_size
-from onetimeshare.janitor import Janitor
-from onetimeshare.objectstore import PART_BYTES, S3BlobStore
+from onetimeshare.domain.crypto import ciphertext_size
+from onetimeshare.domain.storage.s3 import PART_BYTES, S3BlobStore
+from onetimeshare.process.janitor import Janitor
+from onetimeshare.web.app import create_app
 from tests.conftest import LiveServer, LiveServerFactory
 from tests.helpers import (
     JSON,

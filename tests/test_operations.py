@@ -13,8 +13,8 @@ import httpx
 import redis
 from quart.typing import TestClientProtocol as QuartClient
 
-from onetimeshare import create_app
 from onetimeshare.config import Settings
+from onetimeshare.web.app import create_app
 from tests.conftest import LiveServerFactory
 from tests.helpers import (
     JSON,

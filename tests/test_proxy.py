@@ -12,9 +12,9 @@ import pytest
 from quart import Quart, request
 from quart.typing import TestClientProtocol as QuartClient
 
-from onetimeshare import create_app
 from onetimeshare.config import Settings, SettingsError
-from onetimeshare.ratelimit import exempt
+from onetimeshare.web.app import create_app
+from onetimeshare.web.ratelimit import exempt
 from tests.helpers import JSON, multipart, serve_until_exit
 
 PUBLIC_URL = "https://share.example.org"

@@ -13,14 +13,9 @@ from quart import Quart
 from quart.typing import TestClientProtocol as QuartClient
 from quart_rate_limiter import QUART_RATE_LIMITER_EXEMPT_ATTRIBUTE
 
-from onetimeshare import create_app
-from onetimeshare.config import DEFAULT_RATE_LIMITS, Settings
-from onetimeshare.ratelimit import (
-    EXEMPT_ENDPOINTS,
-    LIMITED_ATTRIBUTE,
-    RateLimitSpecError,
-    parse_limits,
-)
+from onetimeshare.config import DEFAULT_RATE_LIMITS, RateLimitSpecError, Settings, parse_limits
+from onetimeshare.web.app import create_app
+from onetimeshare.web.ratelimit import EXEMPT_ENDPOINTS, LIMITED_ATTRIBUTE
 from tests.conftest import LiveServerFactory
 from tests.helpers import JSON, multipart, upload
 

@@ -11,7 +11,7 @@ import httpx
 import redis
 
 from onetimeshare.config import MIB, Settings
-from onetimeshare.embedded_redis import EmbeddedRedis
+from onetimeshare.process.embedded_redis import EmbeddedRedis
 from tests.conftest import LiveServer, LiveServerFactory
 from tests.helpers import (
     BOUNDARY,

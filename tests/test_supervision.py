@@ -23,8 +23,8 @@ import httpx
 import pytest
 
 from onetimeshare.config import MIB
-from onetimeshare.embedded_redis import EmbeddedRedis
-from onetimeshare.janitor import LOCK_SECONDS
+from onetimeshare.process.embedded_redis import EmbeddedRedis
+from onetimeshare.process.janitor import LOCK_SECONDS
 from tests.conftest import LiveServer, LiveServerFactory
 from tests.helpers import download_live, multipart, upload_live, wait_until
 

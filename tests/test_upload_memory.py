@@ -13,7 +13,7 @@ import tracemalloc
 from quart import Quart
 
 from onetimeshare.config import Settings
-from onetimeshare.shares import Upload
+from onetimeshare.domain.shares import Upload
 
 STALLED = 20
 KIB = 1024

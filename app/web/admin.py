@@ -16,10 +16,7 @@ from typing import cast
 from quart import Blueprint, Response, abort, request, url_for
 from quart_auth import current_user, logout_user
 
-from ..http import StreamingRequest
-from ..ratelimit import limited
-from ..services import services
-from ..stats import (
+from ..domain.stats import (
     SortKey,
     active_shares,
     hourly_series,
@@ -30,8 +27,11 @@ from ..stats import (
     wait_for_event,
 )
 from ..version import __version__
+from .extension import services
 from .guards import CrossSiteRequest
+from .ratelimit import limited
 from .responses import is_htmx, no_store, page, redirect_to
+from .streaming import StreamingRequest
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 

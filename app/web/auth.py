@@ -8,9 +8,9 @@ from quart import Blueprint, Response, abort, request, url_for
 from quart_auth import AuthUser, QuartAuth, current_user, login_user, logout_user
 
 from ..config import Settings
-from ..ratelimit import limited
-from ..services import services
+from .extension import services
 from .guards import CrossSiteRequest
+from .ratelimit import limited
 from .responses import no_store, page, redirect_to
 
 blueprint = Blueprint("auth", __name__, url_prefix="/auth")

@@ -7,12 +7,12 @@ import time
 
 from quart import Blueprint, Response, request
 
+from ..domain.shares import ShareView
 from ..errors import PasswordCheckBusy, PasswordRequired, ShareDestroyed
-from ..ratelimit import limited
-from ..services import services
-from ..shares import ShareView
 from .errors import with_retry_after
+from .extension import services
 from .filenames import content_disposition
+from .ratelimit import limited
 from .responses import is_htmx, no_store, page, wants_json
 
 blueprint = Blueprint("download", __name__)

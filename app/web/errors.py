@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from .. import logs
 from ..errors import ServiceUnavailable, ShareError, ShareGone
-from ..services import services
+from .extension import services
 from .responses import is_htmx, json_response, no_store, page, wants_json
 
 log = logging.getLogger(__name__)

@@ -11,11 +11,11 @@ from urllib.parse import urlsplit
 
 from quart import Quart, Response, request
 
-from ..clients import client_key
 from ..config import Settings
 from ..errors import ShareError
-from ..services import services
+from .clients import client_key
 from .errors import count_quietly
+from .extension import services
 
 # Routes that read a request body; every other route refuses one.
 BODY_ENDPOINTS = frozenset(

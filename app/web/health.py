@@ -5,8 +5,8 @@ from __future__ import annotations
 import redis.exceptions
 from quart import Blueprint, Response
 
-from ..ratelimit import exempt
-from ..services import services
+from .extension import services
+from .ratelimit import exempt
 from .responses import json_response
 
 blueprint = Blueprint("health", __name__)

@@ -7,9 +7,9 @@ import hmac
 from quart import Blueprint, Response, abort, request
 
 from .. import metrics
-from ..ratelimit import limited
-from ..services import services
-from ..stats import read_counters
+from ..domain.stats import read_counters
+from .extension import services
+from .ratelimit import limited
 
 blueprint = Blueprint("monitoring", __name__)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, request
 
-from ..progress import new_upload_id
-from ..ratelimit import limited
-from ..services import services
+from ..domain.progress import new_upload_id
+from .extension import services
+from .ratelimit import limited
 from .responses import page
 
 blueprint = Blueprint("pages", __name__)

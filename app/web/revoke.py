@@ -6,9 +6,9 @@ import time
 
 from quart import Blueprint, Response, url_for
 
-from ..ratelimit import limited
-from ..services import services
-from ..shares import ShareStatus
+from ..domain.shares import ShareStatus
+from .extension import services
+from .ratelimit import limited
 from .responses import is_htmx, no_store, page, redirect_to
 
 blueprint = Blueprint("revoke", __name__)

@@ -7,14 +7,14 @@ from typing import cast
 
 from quart import Blueprint, Response, abort, request
 
+from ..domain.progress import read_progress, valid_upload_id
 from ..errors import ShareError
-from ..http import StreamingRequest
-from ..progress import read_progress, valid_upload_id
-from ..ratelimit import limited
-from ..services import services
+from .extension import services
 from .guards import upload_request_in_flight
 from .pages import share_form
+from .ratelimit import limited
 from .responses import json_response, no_store, page, wants_json
+from .streaming import StreamingRequest
 from .upload_form import UploadForm, receive_upload
 from .urls import revoke_url, share_url
 

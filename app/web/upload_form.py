@@ -8,12 +8,20 @@ from dataclasses import dataclass
 
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from ..domain.progress import ProgressRecorder, valid_upload_id
+from ..domain.shares import CreatedShare, ShareService, Upload
 from ..errors import InvalidInput, MalformedRequest, ShareError, UploadTooLarge
-from ..http import StreamingRequest
-from ..multipart import Field, FileData, FileEnd, FileStart, FormEvent, boundary_of, read_form
-from ..progress import ProgressRecorder, valid_upload_id
-from ..shares import CreatedShare, ShareService, Upload
 from .filenames import clean_content_type, clean_filename
+from .multipart import (
+    Field,
+    FileData,
+    FileEnd,
+    FileStart,
+    FormEvent,
+    boundary_of,
+    read_form,
+)
+from .streaming import StreamingRequest
 
 FILE_FIELD = "file"
 TEXT_FIELD = "text"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from quart import request
 
-from ..services import services
+from .extension import services
 
 
 def _base() -> str:

@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
 
 from onetimeshare.config import Settings
-from onetimeshare.embedded_redis import EmbeddedRedis
+from onetimeshare.process.embedded_redis import EmbeddedRedis
 from tests.conftest import TEST_ARGON2, TEST_SECRET_KEY, LiveServer
 
 # Debian's Chromium by default; CI elsewhere may point at another Chromium-based browser.

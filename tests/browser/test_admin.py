@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from playwright.sync_api import Dialog, Page, expect
 
-from onetimeshare.crypto import decode_token, share_id_for
+from onetimeshare.domain.crypto import decode_token, share_id_for
 from tests.browser.conftest import ADMIN_PASSWORD, BrowserSession, axe_violations, screenshot
 
 SessionFactory = Callable[..., BrowserSession]

@@ -24,7 +24,13 @@ import redis
 from quart.typing import TestClientProtocol as QuartClient
 
 from onetimeshare.config import MIB, Settings
-from onetimeshare.crypto import InvalidToken, decode_token, encode_token, new_token, revoke_id_for
+from onetimeshare.domain.crypto import (
+    InvalidToken,
+    decode_token,
+    encode_token,
+    new_token,
+    revoke_id_for,
+)
 from tests.conftest import LiveServer, LiveServerFactory
 from tests.helpers import (
     BOUNDARY,

@@ -17,9 +17,8 @@ from argon2 import PasswordHasher
 from quart import Quart, Response
 from quart.typing import TestClientProtocol as QuartClient
 
-from onetimeshare.admin_access import SESSION_PREFIX, hash_password
-from onetimeshare.config import Settings, SettingsError
-from onetimeshare.ratelimit import parse_limits
+from onetimeshare.config import Settings, SettingsError, parse_limits
+from onetimeshare.domain.admin_access import SESSION_PREFIX, hash_password
 from tests.helpers import run_command, running_app, upload
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}

@@ -20,8 +20,7 @@ from quart import Quart
 from quart.testing.connections import TestHTTPConnection as HTTPConnection
 from quart.typing import TestClientProtocol as QuartClient
 
-from onetimeshare.config import Settings
-from onetimeshare.ratelimit import parse_limits
+from onetimeshare.config import Settings, parse_limits
 from onetimeshare.web.admin import PER_PAGE, STREAM_BLOCK_MS
 from tests.conftest import SHORT_EXPIRY
 from tests.helpers import JSON, multipart, running_app, token_path, upload, wait_until_async

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from quart import Quart
 from quart.typing import TestClientProtocol as QuartClient
 
-from onetimeshare import crypto
+from onetimeshare.domain import crypto
 from tests.helpers import JSON, share_keys, token_path, upload
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}

@@ -12,9 +12,9 @@ import redis
 from quart import Quart
 from quart.typing import TestClientProtocol as QuartClient
 
-from onetimeshare import create_app
 from onetimeshare.config import Settings
-from onetimeshare.crypto import encode_token, new_token
+from onetimeshare.domain.crypto import encode_token, new_token
+from onetimeshare.web.app import create_app
 from tests.conftest import SHORT_EXPIRY
 from tests.helpers import JSON, random_bytes, share_keys, token_path, upload, wait_until_async
 

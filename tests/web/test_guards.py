@@ -11,10 +11,9 @@ import redis
 from quart import Quart
 from quart.typing import TestClientProtocol as QuartClient
 
-from onetimeshare import create_app
-from onetimeshare.clients import ClientKeys
-from onetimeshare.config import Settings
-from onetimeshare.ratelimit import parse_limits
+from onetimeshare.config import Settings, parse_limits
+from onetimeshare.web.app import create_app
+from onetimeshare.web.clients import ClientKeys
 from onetimeshare.web.security import CONTENT_SECURITY_POLICY
 from tests.helpers import JSON, multipart, share_keys, token_path, upload
 

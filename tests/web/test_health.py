@@ -7,9 +7,9 @@ from pathlib import Path
 
 from quart.typing import TestClientProtocol as QuartClient
 
-from onetimeshare import create_app
 from onetimeshare.config import Settings
-from onetimeshare.embedded_redis import EmbeddedRedis
+from onetimeshare.process.embedded_redis import EmbeddedRedis
+from onetimeshare.web.app import create_app
 from tests.helpers import JSON, multipart, token_path, upload
 
 

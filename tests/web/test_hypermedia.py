@@ -19,7 +19,7 @@ from markupsafe import escape
 from quart.typing import TestClientProtocol as QuartClient
 
 from onetimeshare.config import Settings
-from onetimeshare.crypto import encode_token, new_token
+from onetimeshare.domain.crypto import encode_token, new_token
 from tests.conftest import SHORT_EXPIRY
 from tests.helpers import (
     JSON,

@@ -25,9 +25,9 @@ from quart import Quart
 from quart.typing import TestClientProtocol as QuartClient
 
 from onetimeshare.config import Settings
-from onetimeshare.crypto import Argon2Params
-from onetimeshare.metadata import MetadataStore
-from onetimeshare.passwords import Argon2Pool
+from onetimeshare.domain.crypto import Argon2Params
+from onetimeshare.domain.metadata import MetadataStore
+from onetimeshare.domain.passwords import Argon2Pool
 from tests.conftest import LiveServerFactory
 from tests.helpers import JSON, running_app, share_keys, token_path, upload, wait_until_async
 

@@ -10,7 +10,7 @@ import redis
 from quart.typing import TestClientProtocol as QuartClient
 
 from onetimeshare.config import Settings
-from onetimeshare.crypto import decode_token, share_id_for
+from onetimeshare.domain.crypto import decode_token, share_id_for
 from tests.helpers import JSON, multipart, random_bytes, share_keys, token_path, upload
 
 
@@ -53,7 +53,7 @@ async def test_json_upload_answers_201_with_link_and_facts(
 async def test_public_url_setting_builds_the_link(settings: Settings) -> None:
     import dataclasses
 
-    from onetimeshare import create_app
+    from onetimeshare.web.app import create_app
 
     app = create_app(dataclasses.replace(settings, public_url="https://share.example.org"))
     async with app.test_app():
@@ -207,7 +207,7 @@ async def test_low_disk_space_gets_507_and_leaves_nothing(
 ) -> None:
     import dataclasses
 
-    from onetimeshare import create_app
+    from onetimeshare.web.app import create_app
 
     cramped = dataclasses.replace(settings, min_free_bytes=2**62)
     app = create_app(cramped)

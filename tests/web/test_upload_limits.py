@@ -16,8 +16,8 @@ import httpx
 import pytest
 import redis
 
-from onetimeshare.clients import ClientKeys
-from onetimeshare.inflight import PREFIX as SLOTS_PREFIX
+from onetimeshare.web.clients import ClientKeys
+from onetimeshare.web.inflight import PREFIX as SLOTS_PREFIX
 from tests.conftest import TEST_SECRET_KEY, LiveServer, LiveServerFactory
 from tests.helpers import (
     BOUNDARY,

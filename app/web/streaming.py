@@ -28,8 +28,8 @@ from quart.wrappers import Request
 from quart.wrappers.request import Body
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge, RequestTimeout
 
-from .errors import UploadTooSlow
-from .formatting import human_bytes
+from ..errors import UploadTooSlow
+from ..formatting import human_bytes
 
 DEFAULT_BODY_LIMIT = 64 * 1024
 SMALL_SEND_BYTES = 64 * 1024

@@ -26,7 +26,7 @@ from typing import Any
 import redis.exceptions
 from redis.asyncio import Redis
 
-from .heartbeat import start_heartbeat
+from ..domain.heartbeat import start_heartbeat
 
 log = logging.getLogger(__name__)
 

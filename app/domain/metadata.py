@@ -35,8 +35,8 @@ from typing import Literal, cast
 
 from redis.asyncio import Redis
 
+from ..errors import GoneReason
 from .crypto import Argon2Params
-from .errors import GoneReason
 
 PREFIX = "ots:"
 ShareKind = Literal["file", "text"]

@@ -31,7 +31,7 @@ from multiprocessing.synchronize import Event
 from hypercorn.asyncio.run import asyncio_worker, uvloop_worker
 from hypercorn.config import Config, Sockets
 
-from .metrics import forget_dead_worker
+from ..metrics import forget_dead_worker
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ import os
 
 from hypercorn.config import Config
 
-from .config import Settings
+from ..config import Settings
+from ..metrics import prepare_multiprocess_dir
 from .embedded_redis import EmbeddedRedis
-from .metrics import prepare_multiprocess_dir
 from .supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ MAX_REQUEST_HEAD = 16 * 1024
 
 def hypercorn_config(settings: Settings) -> Config:
     config = Config()
-    config.application_path = "onetimeshare.asgi:app"
+    config.application_path = "onetimeshare.process.asgi:app"
     config.bind = [
         f"[{settings.host}]:{settings.port}"
         if ":" in settings.host
@@ -59,7 +59,7 @@ def run_granian(settings: Settings) -> int:
     from granian.constants import Interfaces
 
     Granian(
-        "onetimeshare.asgi:app",
+        "onetimeshare.process.asgi:app",
         address=settings.host,
         port=settings.port,
         interface=Interfaces.ASGI,

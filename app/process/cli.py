@@ -8,11 +8,12 @@ import logging
 import os
 import sys
 
-from . import preflight, resources
-from .config import SERVERS, Settings, SettingsError, json_logs
-from .logs import configure as configure_logging
-from .storage import StoreSetupError
-from .version import __version__
+from .. import resources
+from ..config import SERVERS, Settings, SettingsError, json_logs
+from ..domain.storage import StoreSetupError
+from ..logs import configure as configure_logging
+from ..version import __version__
+from . import preflight
 
 log = logging.getLogger("onetimeshare")
 
@@ -105,7 +106,7 @@ def _configuration_error(error: SettingsError) -> int:
 
 
 def _hash_password() -> int:
-    from .admin_access import hash_password
+    from ..domain.admin_access import hash_password
 
     if sys.stdin.isatty():
         password = getpass.getpass("Admin password: ")

@@ -19,7 +19,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from redis.asyncio import Redis
 
-from .config import Settings
+from ..config import Settings
 from .passwords import Argon2Pool
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,6 @@ never the address: a copy of Redis does not say who used the service.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -65,31 +64,6 @@ for i, key in ipairs(KEYS) do
 end
 return '0'
 """
-
-_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-_SPEC = re.compile(r"\s*(\d+)\s*/\s*(\d*)\s*(second|minute|hour|day)s?\s*")
-
-
-class RateLimitSpecError(ValueError):
-    pass
-
-
-def parse_limits(text: str) -> tuple[tuple[int, int], ...]:
-    """'10/minute; 100/day' -> ((10, 60), (100, 86400)). '20/10 seconds' works too."""
-    limits = []
-    for part in re.split(r"[;,]", text):
-        if not part.strip():
-            continue
-        match = _SPEC.fullmatch(part)
-        if match is None:
-            raise RateLimitSpecError(f"expected COUNT/UNIT like 10/minute, got {part.strip()!r}")
-        count, multiple, unit = int(match.group(1)), int(match.group(2) or 1), match.group(3)
-        if count < 1 or multiple < 1:
-            raise RateLimitSpecError(f"counts must be positive, got {part.strip()!r}")
-        limits.append((count, multiple * _UNITS[unit]))
-    if not limits:
-        raise RateLimitSpecError("at least one limit is needed")
-    return tuple(limits)
 
 
 def limits_of(spec: tuple[tuple[int, int], ...]) -> list[RateLimit]:

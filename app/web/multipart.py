@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from .errors import InvalidInput, MalformedRequest, ShareError
+from ..errors import InvalidInput, MalformedRequest, ShareError
 
 MAX_PARTS = 16
 # Room for a 10,000-byte file name (names are cut to 255 bytes once read).

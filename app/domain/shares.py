@@ -17,10 +17,9 @@ from typing import TypeVar
 
 import redis.exceptions
 
-from . import crypto, logs, metrics
-from .config import Settings
-from .crypto import DecryptionError, Envelope, InvalidToken
-from .errors import (
+from .. import logs, metrics
+from ..config import Settings
+from ..errors import (
     GoneReason,
     InvalidInput,
     PasswordCheckBusy,
@@ -33,7 +32,9 @@ from .errors import (
     UploadTooLarge,
     WrongPassword,
 )
-from .formatting import human_bytes
+from ..formatting import human_bytes
+from . import crypto
+from .crypto import DecryptionError, Envelope, InvalidToken
 from .heartbeat import start_heartbeat
 from .metadata import (
     MAX_SEALED_ENVELOPE_BYTES,

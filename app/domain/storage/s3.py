@@ -45,8 +45,8 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, NoCredentialsError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from .config import Settings
-from .storage import (
+from ...config import Settings
+from . import (
     BLOB_SUFFIX,
     INLINE_IO_BYTES,
     NAME_PATTERN,

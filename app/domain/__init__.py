@@ -1,0 +1,1 @@
+"""The domain: shares, their cryptography, where their bytes and records live; no Quart."""
