@@ -3,7 +3,7 @@
 Anything that blocks the loop (a synchronous call, a big copy, a GIL-hungry
 thread) shows up as lag, and lag is latency for every request the worker is
 holding. Each worker publishes its figures to Redis every second, so the
-benchmarks and the dashboard can read them across workers.
+benchmarks and the dashboard can read them across workers (keys.py: ``ots:looplag:<pid>``).
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 import redis.exceptions
 from redis.asyncio import Redis
 
+from ..domain import keys
+
 log = logging.getLogger(__name__)
 
 INTERVAL = 0.01  # sample every 10 ms
 PUBLISH_EVERY = 1.0
-KEY_PREFIX = "ots:looplag:"
-KEY_TTL = 30
 
 
 @dataclass
@@ -52,7 +52,7 @@ class LoopLag:
 
 async def monitor(client: Redis, lag: LoopLag, stopping: asyncio.Event) -> None:
     """Sample the loop's lateness until stopped; publish worst, p99 and count over 20 ms."""
-    key = f"{KEY_PREFIX}{os.getpid()}"
+    key = keys.loop_lag(os.getpid())
     published = time.monotonic()
     while not stopping.is_set():
         before = time.perf_counter()
@@ -73,7 +73,7 @@ async def monitor(client: Redis, lag: LoopLag, stopping: asyncio.Event) -> None:
                             "over_20ms": lag.over_20ms,
                         },
                     )
-                    pipe.expire(key, KEY_TTL)
+                    pipe.expire(key, keys.LOOP_LAG_SECONDS)
                     await pipe.execute()
                 lag.window_worst_ms = 0.0
             except (redis.exceptions.RedisError, OSError):
