@@ -43,8 +43,8 @@ The service's own state:
 * ``ots:admin:session:<sha256 of the session id>``  a live admin session, expiring
   with it (domain/admin_access.py).
 * ``ots:looplag:<pid>`` hash, a worker's event-loop lag (worst, p99, stalls over
-  20 ms), published each second, expiring ``LOOP_LAG_SECONDS`` after the last
-  (process/looplag.py).
+  20 ms), published each second, expiring ``LOOP_LAG_SECONDS`` after the last;
+  ``ots:looplag`` sorted set of the pids that published, by when (process/looplag.py).
 
 About clients (web/), each kept only until its budget refills or its request ends:
 
@@ -87,7 +87,8 @@ ACTIVE_INFO = PREFIX + "active:info"
 
 JANITOR_LAST = PREFIX + "janitor:last"
 ADMIN_SESSION = PREFIX + "admin:session:"
-LOOP_LAG = PREFIX + "looplag:"
+LOOP_LAG_WORKERS = PREFIX + "looplag"
+LOOP_LAG = LOOP_LAG_WORKERS + ":"
 LOOP_LAG_SECONDS = 30
 
 RATE_LIMIT = PREFIX + "rl:"

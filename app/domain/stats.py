@@ -1,9 +1,9 @@
 """What the admin dashboard and /metrics read: counters, hourly series, the event feed, the
-live-share index and the system's health.
+live-share index, each worker's event-loop lag and the system's health.
 
-Written by the share lifecycle's Lua scripts (metadata.py), under the keys keys.py names;
-read here with SCAN-free lookups on maintained keys, never KEYS. One ``StatsReader`` is
-built with the services.
+Written by the share lifecycle's Lua scripts (metadata.py) and by each worker's loop-lag
+monitor (process/looplag.py), under the keys keys.py names; read here with SCAN-free
+lookups on maintained keys, never KEYS. One ``StatsReader`` is built with the services.
 """
 
 from __future__ import annotations
@@ -88,6 +88,16 @@ class SharePage:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerLag:
+    """One worker's event-loop lag since it started, as it last published it."""
+
+    pid: int
+    worst_ms: float
+    p99_ms: float
+    over_20ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class SystemState:
     redis_ok: bool
     redis_memory: str
@@ -97,6 +107,7 @@ class SystemState:
     live_shares: int
     janitor: dict[str, str]
     version: str
+    loop_lag: list[WorkerLag]
 
     @property
     def mismatch(self) -> bool:
@@ -224,14 +235,35 @@ class StatsReader:
             )
         return SharePage(shares, int(total), page, per_page, sort)
 
+    async def loop_lag(self) -> list[WorkerLag]:
+        """The figures of every worker that published lately, by pid; a worker that
+        stopped drops out once its figures expire."""
+        members = cast(list[bytes], await self._redis.zrange(keys.LOOP_LAG_WORKERS, 0, -1))
+        pids = sorted(int(member) for member in members)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for pid in pids:
+                pipe.hgetall(keys.loop_lag(pid))
+            published = cast(list[dict[bytes, bytes]], await pipe.execute())
+        return [
+            WorkerLag(
+                pid,
+                float(fields.get(b"worst_ms", b"0")),
+                float(fields.get(b"p99_ms", b"0")),
+                _int(fields.get(b"over_20ms")),
+            )
+            for pid, fields in zip(pids, published, strict=True)
+            if fields
+        ]
+
     async def system_state(self) -> SystemState:
         try:
             memory = await self._redis.info("memory")
             live = int(await self._redis.zcard(keys.ACTIVE_EXPIRY))
             janitor_raw = cast(dict[bytes, bytes], await self._redis.hgetall(keys.JANITOR_LAST))
+            loop_lag = await self.loop_lag()
             redis_ok = True
         except (RedisError, OSError):
-            memory, live, janitor_raw, redis_ok = {}, 0, {}, False
+            memory, live, janitor_raw, loop_lag, redis_ok = {}, 0, {}, [], False
         facts = await self._blobs.facts()
         return SystemState(
             redis_ok=redis_ok,
@@ -242,4 +274,5 @@ class StatsReader:
             live_shares=live,
             janitor={key.decode(): value.decode() for key, value in janitor_raw.items()},
             version=self._version,
+            loop_lag=loop_lag,
         )
