@@ -1,8 +1,8 @@
 """The long-lived objects of one app instance, built at start-up: the composition root.
 
-It wires the domain (shares, metadata, blob store, admin access), the gateway's upload
-slots and the background jobs (janitor, loop-lag monitor) together. No Quart here: the
-web layer starts and stops it with the app (``web/extension.py``).
+It wires the domain (shares, metadata, blob store, admin access, the statistics reader),
+the gateway's upload slots and the background jobs (janitor, loop-lag monitor) together.
+No Quart here: the web layer starts and stops it with the app (``web/extension.py``).
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ from .domain.admin_access import AdminAccess
 from .domain.metadata import MetadataStore
 from .domain.passwords import Argon2Pool
 from .domain.shares import ShareService
+from .domain.stats import StatsReader
 from .domain.storage import BlobStore
 from .domain.storage.local import LocalBlobStore
 from .process.embedded_redis import EmbeddedRedis
 from .process.janitor import Janitor
 from .process.looplag import LoopLag, monitor
+from .version import __version__
 from .web.inflight import UploadRequestSlots
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ class Services:
     janitor: Janitor
     admin: AdminAccess
     upload_slots: UploadRequestSlots
+    stats: StatsReader
     embedded_redis: EmbeddedRedis | None = None
     janitor_task: asyncio.Task[None] | None = None
     loop_lag: LoopLag = field(default_factory=LoopLag)
@@ -85,8 +88,9 @@ class Services:
         upload_slots = UploadRequestSlots(
             redis, settings.uploads_per_client, settings.upload_slot_seconds
         )
+        stats = StatsReader(redis, metadata, blobs, __version__)
         services = cls(
-            settings, redis, metadata, blobs, shares, janitor, admin, upload_slots, embedded
+            settings, redis, metadata, blobs, shares, janitor, admin, upload_slots, stats, embedded
         )
         services.janitor_task = asyncio.create_task(janitor.run_forever(), name="janitor")
         services.lag_task = asyncio.create_task(

@@ -127,7 +127,7 @@ BOOKKEEPING_PREFIXES = (
     b"ots:stats",
     b"ots:events",
     b"ots:rl:",
-    b"ots:looplag:",
+    b"ots:looplag",  # each worker's figures and the index of workers
     b"ots:admin:",
 )
 ACTIVE_INDEX = (b"ots:active:expiry", b"ots:active:size", b"ots:active:info")

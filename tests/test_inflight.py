@@ -11,7 +11,8 @@ import redis
 from redis.asyncio import Redis
 
 from onetimeshare.config import Settings, SettingsError
-from onetimeshare.web.inflight import PREFIX, UploadRequestSlots
+from onetimeshare.domain.keys import UPLOAD_SLOTS as PREFIX
+from onetimeshare.web.inflight import UploadRequestSlots
 from tests.helpers import wait_until_async
 
 CLIENT = "0123456789abcdef0123456789abcdef"

@@ -20,11 +20,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from redis.asyncio import Redis
 
 from ..config import Settings
+from . import keys
 from .passwords import Argon2Pool
 
 log = logging.getLogger(__name__)
-
-SESSION_PREFIX = "ots:admin:session:"
 
 
 def hash_password(password: str) -> str:
@@ -80,7 +79,7 @@ class AdminAccess:
 
     @staticmethod
     def _key(session_id: str) -> str:
-        return SESSION_PREFIX + hashlib.sha256(session_id.encode()).hexdigest()
+        return keys.admin_session(hashlib.sha256(session_id.encode()).hexdigest())
 
     async def open_session(self) -> str:
         session_id = secrets.token_urlsafe(32)
@@ -98,7 +97,7 @@ class AdminAccess:
 
     async def close_all_sessions(self) -> int:
         closed = 0
-        async for key in self._redis.scan_iter(match=SESSION_PREFIX + "*", count=500):
+        async for key in self._redis.scan_iter(match=keys.ADMIN_SESSION + "*", count=500):
             closed += int(await self._redis.delete(key))
         return closed
 

@@ -1,27 +1,8 @@
 """Share metadata in Redis: the record with its TTL, the one-time claim, tries and tombstones.
 
-Keys (``<id>`` is the share id derived from the token, never the token):
-
-* ``ots:share:<id>``  hash, TTL = the share's expiry. Holds the sealed envelope;
-  deleting it is what makes the share unrecoverable (crypto-shredding).
-* ``ots:gone:<id>``   why a share no longer works ("expired" until something else
-  happens), kept ``tombstone_seconds`` past the expiry so the link can say why.
-* ``ots:upload:<id>`` present while an upload streams; the janitor leaves the
-  ``.part``/``.blob`` of such an id alone.
-* ``ots:revoke:<rid>`` the share id a revoke link may destroy; ``<rid>`` is derived
-  from the uploader's separate revoke token. It lives as long as the share, then as
-  long as its tombstone, so the revoke page can say what became of the share.
-* ``ots:checks:<id>`` sorted set of the password checks in flight for a share: lease
-  ids scored by when they lapse. A guess is evaluated only after it reserved a lease
-  here, and only while ``tries`` + leases < the limit, so concurrency cannot buy more
-  guesses; a worker that dies mid-check frees its lease when it lapses.
-* ``ots:ticket:<purpose>:<ticket id>`` a short-lived, single-use capability (the unlock
-  proof): the share id and a payload sealed under a key only the client holds.
-* ``ots:progress:<upload id>`` bytes received and the phase of an upload, for the
-  progress fragment; no secrets.
-* ``ots:janitor:lock`` one janitor at a time across workers and instances.
-
-Every state change that must be exactly-once runs as one Lua script.
+The keys and what each holds are listed in keys.py, which names every key; the record's
+fields and their bounds are here (``ShareRecord``), with the Lua scripts that change a
+share's state. Every state change that must be exactly-once runs as one Lua script.
 """
 
 from __future__ import annotations
@@ -36,9 +17,9 @@ from typing import Literal, cast
 from redis.asyncio import Redis
 
 from ..errors import GoneReason
+from . import keys
 from .crypto import Argon2Params
 
-PREFIX = "ots:"
 ShareKind = Literal["file", "text"]
 SHARE_KINDS: frozenset[str] = frozenset({"file", "text"})
 RECORD_VERSION = 2
@@ -52,47 +33,50 @@ SALT_BYTES = 16
 _REVOKE_ID = re.compile(rb"[0-9a-f]{32}")
 
 # Statistics and the index of live shares are kept by the same scripts that change
-# a share's state, so they can never disagree with it. These keys are not declared
-# in KEYS: the service runs on a single Redis, not a Redis Cluster.
-_BOOKKEEPING = """
+# a share's state, so they can never disagree with it. Their key names, and those of the
+# records a script finds by itself, come from keys.LUA (why not KEYS: see keys.py).
+_BOOKKEEPING = (
+    keys.LUA
+    + """
 local function bump(counter, amount)
   local now = tonumber(redis.call('TIME')[1])
-  redis.call('HINCRBY', 'ots:stats', counter, amount)
-  local minute = 'ots:stats:minute:' .. math.floor(now / 60)
+  redis.call('HINCRBY', STATS, counter, amount)
+  local minute = STATS_MINUTE .. math.floor(now / 60)
   redis.call('HINCRBY', minute, counter, amount)
-  redis.call('EXPIRE', minute, 7260)
-  local hour = 'ots:stats:hour:' .. math.floor(now / 3600)
+  redis.call('EXPIRE', minute, MINUTE_BUCKET_SECONDS)
+  local hour = STATS_HOUR .. math.floor(now / 3600)
   redis.call('HINCRBY', hour, counter, amount)
-  redis.call('EXPIRE', hour, 90000)
+  redis.call('EXPIRE', hour, HOUR_BUCKET_SECONDS)
 end
 local function event(kind, id, size, share_kind)
-  redis.call('XADD', 'ots:events', 'MAXLEN', '~', '1000', '*',
+  redis.call('XADD', EVENTS, 'MAXLEN', '~', EVENTS_KEPT, '*',
              'type', kind, 'id', string.sub(id, 1, 8), 'size', size, 'kind', share_kind)
 end
 -- Deletes the record (and its checks in flight) and leaves a tombstone saying why; the
 -- revoke pointer then lives as long as the tombstone, so the revoke page can say what
 -- happened. False if the share had already ended.
 local function end_share(id, reason, tombstone_seconds)
-  local share_key = 'ots:share:' .. id
+  local share_key = SHARE .. id
   local rid = redis.call('HGET', share_key, 'rid')
   if redis.call('DEL', share_key) == 0 then return false end
-  redis.call('DEL', 'ots:checks:' .. id)
-  redis.call('SET', 'ots:gone:' .. id, reason, 'EX', tombstone_seconds)
-  if rid then redis.call('EXPIRE', 'ots:revoke:' .. rid, tombstone_seconds) end
+  redis.call('DEL', CHECKS .. id)
+  redis.call('SET', GONE .. id, reason, 'EX', tombstone_seconds)
+  if rid then redis.call('EXPIRE', REVOKE .. rid, tombstone_seconds) end
   return true
 end
 local function retire(id, counter, kind)
-  local size = tonumber(redis.call('ZSCORE', 'ots:active:size', id) or '0')
-  local info = redis.call('HGET', 'ots:active:info', id) or 'file'
+  local size = tonumber(redis.call('ZSCORE', ACTIVE_SIZE, id) or '0')
+  local info = redis.call('HGET', ACTIVE_INFO, id) or 'file'
   local share_kind = string.match(info, '^[^|]*')
-  redis.call('ZREM', 'ots:active:expiry', id)
-  redis.call('ZREM', 'ots:active:size', id)
-  redis.call('HDEL', 'ots:active:info', id)
-  redis.call('HINCRBY', 'ots:stats', 'bytes_stored', string.format('%d', 0 - size))
+  redis.call('ZREM', ACTIVE_EXPIRY, id)
+  redis.call('ZREM', ACTIVE_SIZE, id)
+  redis.call('HDEL', ACTIVE_INFO, id)
+  redis.call('HINCRBY', STATS, 'bytes_stored', string.format('%d', 0 - size))
   bump(counter, 1)
   event(kind, id, size, share_kind)
 end
 """
+)
 
 # KEYS: share, gone, upload mark, revoke pointer.
 # ARGV: ttl, tombstone seconds, share id, size, expires at, index info, field, value, ...
@@ -105,10 +89,10 @@ redis.call('EXPIRE', KEYS[1], ttl)
 redis.call('SET', KEYS[2], 'expired', 'EX', ttl + tonumber(ARGV[2]))
 redis.call('DEL', KEYS[3])
 redis.call('SET', KEYS[4], ARGV[3], 'EX', ttl)
-redis.call('ZADD', 'ots:active:expiry', ARGV[5], ARGV[3])
-redis.call('ZADD', 'ots:active:size', ARGV[4], ARGV[3])
-redis.call('HSET', 'ots:active:info', ARGV[3], ARGV[6])
-redis.call('HINCRBY', 'ots:stats', 'bytes_stored', ARGV[4])
+redis.call('ZADD', ACTIVE_EXPIRY, ARGV[5], ARGV[3])
+redis.call('ZADD', ACTIVE_SIZE, ARGV[4], ARGV[3])
+redis.call('HSET', ACTIVE_INFO, ARGV[3], ARGV[6])
+redis.call('HINCRBY', STATS, 'bytes_stored', ARGV[4])
 bump('uploads', 1)
 event('uploaded', ARGV[3], ARGV[4], string.match(ARGV[6], '^[^|]*'))
 return 1
@@ -136,9 +120,9 @@ _RESERVE_CHECK = (
     _BOOKKEEPING
     + """
 local id = ARGV[1]
-local share_key = 'ots:share:' .. id
+local share_key = SHARE .. id
 if redis.call('EXISTS', share_key) == 0 then return -1 end
-local checks = 'ots:checks:' .. id
+local checks = CHECKS .. id
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', checks, '-inf', now)
@@ -161,8 +145,10 @@ return limit - tries - in_flight
 # A check still running renews its lease. One already dropped (lapsed and swept) is
 # not taken back: its try may have gone to another guess meanwhile.
 # ARGV: share id, lease id, lease milliseconds.
-_RENEW_CHECK = """
-local checks = 'ots:checks:' .. ARGV[1]
+_RENEW_CHECK = (
+    keys.LUA
+    + """
+local checks = CHECKS .. ARGV[1]
 if not redis.call('ZSCORE', checks, ARGV[2]) then return 0 end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
@@ -170,6 +156,7 @@ redis.call('ZADD', checks, now + tonumber(ARGV[3]), ARGV[2])
 redis.call('PEXPIRE', checks, ARGV[3])
 return 1
 """
+)
 
 # A reserved check found the password wrong: the lease becomes a counted try. Returns
 # tries left, 0 when this failure destroyed the share, -1 when it was already gone.
@@ -179,9 +166,9 @@ _SETTLE_WRONG = (
     _BOOKKEEPING
     + """
 local id = ARGV[1]
-redis.call('ZREM', 'ots:checks:' .. id, ARGV[4])
+redis.call('ZREM', CHECKS .. id, ARGV[4])
 bump('failed_passwords', 1)
-local share_key = 'ots:share:' .. id
+local share_key = SHARE .. id
 if redis.call('EXISTS', share_key) == 0 then return -1 end
 local tries = redis.call('HINCRBY', share_key, 'tries', 1)
 local left = tonumber(ARGV[2]) - tries
@@ -196,20 +183,23 @@ return 0
 # was abandoned): the lease goes back. Returns whether the share still exists, which is
 # what a right password may be answered with.
 # ARGV: share id, lease id.
-_RELEASE_CHECK = """
-redis.call('ZREM', 'ots:checks:' .. ARGV[1], ARGV[2])
-return redis.call('EXISTS', 'ots:share:' .. ARGV[1])
+_RELEASE_CHECK = (
+    keys.LUA
+    + """
+redis.call('ZREM', CHECKS .. ARGV[1], ARGV[2])
+return redis.call('EXISTS', SHARE .. ARGV[1])
 """
+)
 
 # Records as expired the indexed shares whose TTL ran out. Returns how many.
 _SWEEP_EXPIRED = (
     _BOOKKEEPING
     + """
 local now = tonumber(redis.call('TIME')[1])
-local due = redis.call('ZRANGEBYSCORE', 'ots:active:expiry', '-inf', now, 'LIMIT', 0, 500)
+local due = redis.call('ZRANGEBYSCORE', ACTIVE_EXPIRY, '-inf', now, 'LIMIT', 0, 500)
 local swept = 0
 for _, id in ipairs(due) do
-  if redis.call('EXISTS', 'ots:share:' .. id) == 0 then
+  if redis.call('EXISTS', SHARE .. id) == 0 then
     retire(id, 'expired', 'expired')
     swept = swept + 1
   end
@@ -382,21 +372,13 @@ class MetadataStore:
         self._renew_lock = redis.register_script(_RENEW_LOCK)
         self._release_lock = redis.register_script(_RELEASE_LOCK)
 
-    @staticmethod
-    def share_key(share_id: str) -> str:
-        return f"{PREFIX}share:{share_id}"
-
-    @staticmethod
-    def gone_key(share_id: str) -> str:
-        return f"{PREFIX}gone:{share_id}"
-
-    @staticmethod
-    def upload_key(share_id: str) -> str:
-        return f"{PREFIX}upload:{share_id}"
-
-    @staticmethod
-    def revoke_key(revoke_id: str) -> str:
-        return f"{PREFIX}revoke:{revoke_id}"
+    # For callers that name keys through the store; keys.py owns the names.
+    share_key = staticmethod(keys.share)
+    gone_key = staticmethod(keys.gone)
+    upload_key = staticmethod(keys.upload)
+    revoke_key = staticmethod(keys.revoke)
+    ticket_key = staticmethod(keys.ticket)
+    progress_key = staticmethod(keys.progress)
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
@@ -404,10 +386,10 @@ class MetadataStore:
     # --- uploads in progress ---
 
     async def mark_uploading(self, share_id: str, ttl_seconds: int) -> None:
-        await self.redis.set(self.upload_key(share_id), b"1", ex=ttl_seconds)
+        await self.redis.set(keys.upload(share_id), b"1", ex=ttl_seconds)
 
     async def clear_uploading(self, share_id: str) -> None:
-        await self.redis.delete(self.upload_key(share_id))
+        await self.redis.delete(keys.upload(share_id))
 
     # --- the share record ---
 
@@ -420,10 +402,10 @@ class MetadataStore:
         fields = [item for pair in record.to_redis().items() for item in pair]
         await self._create(
             keys=[
-                self.share_key(share_id),
-                self.gone_key(share_id),
-                self.upload_key(share_id),
-                self.revoke_key(record.revoke_id),
+                keys.share(share_id),
+                keys.gone(share_id),
+                keys.upload(share_id),
+                keys.revoke(record.revoke_id),
             ],
             args=[
                 ttl,
@@ -438,17 +420,17 @@ class MetadataStore:
 
     async def get(self, share_id: str) -> ShareRecord | None:
         """The live record, None when there is none; ``CorruptRecord`` when unreadable."""
-        fields = cast(dict[bytes, bytes], await self.redis.hgetall(self.share_key(share_id)))
+        fields = cast(dict[bytes, bytes], await self.redis.hgetall(keys.share(share_id)))
         if not fields:
             return None
         return ShareRecord.from_redis(share_id, fields)
 
     async def revoke_target(self, revoke_id: str) -> str | None:
-        share_id = cast(bytes | None, await self.redis.get(self.revoke_key(revoke_id)))
+        share_id = cast(bytes | None, await self.redis.get(keys.revoke(revoke_id)))
         return None if share_id is None else share_id.decode()
 
     async def gone_reason(self, share_id: str) -> GoneReason:
-        reason = cast(bytes | None, await self.redis.get(self.gone_key(share_id)))
+        reason = cast(bytes | None, await self.redis.get(keys.gone(share_id)))
         if reason is None:
             return "unknown"
         return cast(GoneReason, reason.decode())
@@ -497,19 +479,15 @@ class MetadataStore:
 
     # --- tickets (the unlock proof) ---
 
-    @staticmethod
-    def ticket_key(purpose: str, ticket_id: str) -> str:
-        return f"{PREFIX}ticket:{purpose}:{ticket_id}"
-
     async def store_ticket(
         self, purpose: str, ticket_id: str, share_id: str, sealed: bytes, ttl_seconds: int
     ) -> None:
         value = share_id.encode("ascii") + sealed
-        await self.redis.set(self.ticket_key(purpose, ticket_id), value, ex=ttl_seconds)
+        await self.redis.set(keys.ticket(purpose, ticket_id), value, ex=ttl_seconds)
 
     async def take_ticket(self, purpose: str, ticket_id: str) -> tuple[str, bytes] | None:
         """The share id and sealed payload of a ticket, which is deleted in the same step."""
-        value = cast(bytes | None, await self.redis.getdel(self.ticket_key(purpose, ticket_id)))
+        value = cast(bytes | None, await self.redis.getdel(keys.ticket(purpose, ticket_id)))
         if value is None or len(value) <= 32:
             return None
         return value[:32].decode("ascii", errors="replace"), value[32:]
@@ -524,20 +502,16 @@ class MetadataStore:
 
     # --- upload progress, for the progress fragment ---
 
-    @staticmethod
-    def progress_key(upload_id: str) -> str:
-        return f"{PREFIX}progress:{upload_id}"
-
     async def set_progress(
         self, upload_id: str, fields: dict[str, str | int | float], ttl_seconds: int
     ) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self.progress_key(upload_id), mapping=fields)  # type: ignore[arg-type]
-            pipe.expire(self.progress_key(upload_id), ttl_seconds)
+            pipe.hset(keys.progress(upload_id), mapping=fields)  # type: ignore[arg-type]
+            pipe.expire(keys.progress(upload_id), ttl_seconds)
             await pipe.execute()
 
     async def get_progress(self, upload_id: str) -> dict[str, str]:
-        fields = cast(dict[bytes, bytes], await self.redis.hgetall(self.progress_key(upload_id)))
+        fields = cast(dict[bytes, bytes], await self.redis.hgetall(keys.progress(upload_id)))
         return {key.decode(): value.decode() for key, value in fields.items()}
 
     # --- janitor support ---
@@ -550,24 +524,24 @@ class MetadataStore:
         """
         async with self.redis.pipeline(transaction=False) as pipe:
             for share_id in share_ids:
-                pipe.exists(self.share_key(share_id), self.upload_key(share_id))
+                pipe.exists(keys.share(share_id), keys.upload(share_id))
             counts = await pipe.execute()
         return {share_id for share_id, count in zip(share_ids, counts, strict=True) if count}
 
     async def acquire_lock(self, name: str, ttl_seconds: float) -> str | None:
         owner = secrets.token_hex(16)
         acquired = await self.redis.set(
-            f"{PREFIX}{name}:lock", owner, nx=True, px=max(1, int(ttl_seconds * 1000))
+            keys.lock(name), owner, nx=True, px=max(1, int(ttl_seconds * 1000))
         )
         return owner if acquired else None
 
     async def renew_lock(self, name: str, owner: str, ttl_seconds: float) -> bool:
         """Extend a lock this owner still holds; False if it lapsed or changed hands."""
         args: list[str | int] = [owner, max(1, int(ttl_seconds * 1000))]
-        return bool(await self._renew_lock(keys=[f"{PREFIX}{name}:lock"], args=args))
+        return bool(await self._renew_lock(keys=[keys.lock(name)], args=args))
 
     async def release_lock(self, name: str, owner: str) -> None:
-        await self._release_lock(keys=[f"{PREFIX}{name}:lock"], args=[owner])
+        await self._release_lock(keys=[keys.lock(name)], args=[owner])
 
     async def record_janitor_run(self, summary: dict[str, int | float]) -> None:
-        await self.redis.hset(f"{PREFIX}janitor:last", mapping=summary)  # type: ignore[arg-type]
+        await self.redis.hset(keys.JANITOR_LAST, mapping=summary)  # type: ignore[arg-type]

@@ -1,6 +1,10 @@
-"""What the admin dashboard reads: counters, hourly series, the event feed, the live-share
-index and the system's health. Written by the share lifecycle's Lua scripts (metadata.py);
-read here with SCAN-free lookups on maintained keys, never KEYS."""
+"""What the admin dashboard and /metrics read: counters, hourly series, the event feed, the
+live-share index, each worker's event-loop lag and the system's health.
+
+Written by the share lifecycle's Lua scripts (metadata.py) and by each worker's loop-lag
+monitor (process/looplag.py), under the keys keys.py names; read here with SCAN-free
+lookups on maintained keys, never KEYS. One ``StatsReader`` is built with the services.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from typing import Literal, cast
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from . import keys
 from .metadata import MetadataStore
 from .storage import BlobStore
 
@@ -25,10 +30,6 @@ COUNTERS = (
     "rate_limited",
     "cli_blocked",
 )
-EXPIRY_INDEX = "ots:active:expiry"
-SIZE_INDEX = "ots:active:size"
-INFO_INDEX = "ots:active:info"
-EVENTS = "ots:events"
 SortKey = Literal["expiry", "size"]
 StreamEntry = tuple[bytes, dict[bytes, bytes]]
 
@@ -87,6 +88,16 @@ class SharePage:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerLag:
+    """One worker's event-loop lag since it started, as it last published it."""
+
+    pid: int
+    worst_ms: float
+    p99_ms: float
+    over_20ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class SystemState:
     redis_ok: bool
     redis_memory: str
@@ -96,6 +107,7 @@ class SystemState:
     live_shares: int
     janitor: dict[str, str]
     version: str
+    loop_lag: list[WorkerLag]
 
     @property
     def mismatch(self) -> bool:
@@ -106,133 +118,161 @@ def _int(value: bytes | None) -> int:
     return int(value) if value else 0
 
 
-async def read_counters(redis: Redis, metadata: MetadataStore) -> Counters:
-    # Shares whose TTL ran out are recorded as expired before they are counted.
-    await metadata.sweep_expired()
-    now = time.time()
-    minute = int(now // 60)
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.hgetall("ots:stats")
-        pipe.zcount(EXPIRY_INDEX, now, "+inf")
-        for offset in range(60):
-            pipe.hmget(f"ots:stats:minute:{minute - offset}", list(COUNTERS))
-        results = await pipe.execute()
-    totals_raw = cast(dict[bytes, bytes], results[0])
-    totals = {name: _int(totals_raw.get(name.encode())) for name in COUNTERS}
-    last_hour = dict.fromkeys(COUNTERS, 0)
-    for bucket in results[2:]:
-        for name, value in zip(COUNTERS, bucket, strict=True):
-            last_hour[name] += _int(value)
-    return Counters(
-        totals, last_hour, int(results[1]), max(0, _int(totals_raw.get(b"bytes_stored")))
-    )
+class StatsReader:
+    """Reads the statistics; holds the Redis client, the metadata (to sweep expired shares
+    before counting) and the blob store (for the system panel)."""
 
+    def __init__(
+        self, redis: Redis, metadata: MetadataStore, blobs: BlobStore, version: str
+    ) -> None:
+        self._redis = redis
+        self._metadata = metadata
+        self._blobs = blobs
+        self._version = version
 
-async def hourly_series(redis: Redis, hours: int = 24) -> list[HourBucket]:
-    """Uploads and downloads per hour, oldest first, the current hour last."""
-    current = int(time.time() // 3600)
-    starts = [current - offset for offset in range(hours - 1, -1, -1)]
-    async with redis.pipeline(transaction=False) as pipe:
-        for hour in starts:
-            pipe.hmget(f"ots:stats:hour:{hour}", ["uploads", "downloads"])
-        rows = await pipe.execute()
-    return [
-        HourBucket(hour * 3600.0, _int(row[0]), _int(row[1]))
-        for hour, row in zip(starts, rows, strict=True)
-    ]
-
-
-async def recent_events(redis: Redis, count: int = 20) -> list[Event]:
-    """The newest events first."""
-    entries = cast(list[StreamEntry], await redis.xrevrange(EVENTS, count=count))
-    events = []
-    for raw_id, fields in entries:
-        event_id = raw_id.decode()
-        events.append(
-            Event(
-                event_id=event_id,
-                at=int(event_id.split("-")[0]) / 1000,
-                kind=fields.get(b"type", b"").decode(),
-                share=fields.get(b"id", b"").decode(),
-                size=_int(fields.get(b"size")),
-                share_kind=fields.get(b"kind", b"").decode(),
-            )
+    async def counters(self) -> Counters:
+        # Shares whose TTL ran out are recorded as expired before they are counted.
+        await self._metadata.sweep_expired()
+        now = time.time()
+        minute = int(now // 60)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.STATS)
+            pipe.zcount(keys.ACTIVE_EXPIRY, now, "+inf")
+            for offset in range(60):
+                pipe.hmget(keys.stats_minute(minute - offset), list(COUNTERS))
+            results = await pipe.execute()
+        totals_raw = cast(dict[bytes, bytes], results[0])
+        totals = {name: _int(totals_raw.get(name.encode())) for name in COUNTERS}
+        last_hour = dict.fromkeys(COUNTERS, 0)
+        for bucket in results[2:]:
+            for name, value in zip(COUNTERS, bucket, strict=True):
+                last_hour[name] += _int(value)
+        return Counters(
+            totals, last_hour, int(results[1]), max(0, _int(totals_raw.get(b"bytes_stored")))
         )
-    return events
 
+    async def hourly_series(self, hours: int = 24) -> list[HourBucket]:
+        """Uploads and downloads per hour, oldest first, the current hour last."""
+        current = int(time.time() // 3600)
+        starts = [current - offset for offset in range(hours - 1, -1, -1)]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for hour in starts:
+                pipe.hmget(keys.stats_hour(hour), ["uploads", "downloads"])
+            rows = await pipe.execute()
+        return [
+            HourBucket(hour * 3600.0, _int(row[0]), _int(row[1]))
+            for hour, row in zip(starts, rows, strict=True)
+        ]
 
-async def latest_event_id(redis: Redis) -> str:
-    entries = cast(list[StreamEntry], await redis.xrevrange(EVENTS, count=1))
-    return entries[0][0].decode() if entries else "0-0"
-
-
-async def wait_for_event(redis: Redis, after: str, block_ms: int) -> str | None:
-    """Block until an event newer than ``after`` arrives; its id, or None on timeout."""
-    answer = cast(
-        list[tuple[bytes, list[StreamEntry]]],
-        await redis.xread({EVENTS: after}, count=1, block=block_ms),
-    )
-    if not answer:
-        return None
-    return answer[0][1][-1][0].decode()
-
-
-async def active_shares(redis: Redis, *, sort: SortKey, page: int, per_page: int) -> SharePage:
-    """One page of live shares, soonest expiry (or largest) first. Never names or keys."""
-    index = EXPIRY_INDEX if sort == "expiry" else SIZE_INDEX
-    start = (page - 1) * per_page
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.zcard(index)
-        if sort == "expiry":
-            pipe.zrange(index, start, start + per_page - 1)
-        else:
-            pipe.zrevrange(index, start, start + per_page - 1)
-        total, ids = await pipe.execute()
-    share_ids = [raw.decode() for raw in ids]
-    if not share_ids:
-        return SharePage([], int(total), page, per_page, sort)
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.hmget(INFO_INDEX, share_ids)
-        for share_id in share_ids:
-            pipe.zscore(EXPIRY_INDEX, share_id)
-            pipe.zscore(SIZE_INDEX, share_id)
-            pipe.hget(MetadataStore.share_key(share_id), "tries")
-        results = await pipe.execute()
-    infos = results[0]
-    shares = []
-    for position, share_id in enumerate(share_ids):
-        expires, size, tries = results[1 + 3 * position : 4 + 3 * position]
-        kind, protected, created = (infos[position] or b"file|0|0").decode().split("|")
-        shares.append(
-            ActiveShare(
-                share_id,
-                kind,
-                int(size or 0),
-                protected == "1",
-                float(created),
-                float(expires or 0),
-                _int(tries),
+    async def recent_events(self, count: int = 20) -> list[Event]:
+        """The newest events first."""
+        entries = cast(list[StreamEntry], await self._redis.xrevrange(keys.EVENTS, count=count))
+        events = []
+        for raw_id, fields in entries:
+            event_id = raw_id.decode()
+            events.append(
+                Event(
+                    event_id=event_id,
+                    at=int(event_id.split("-")[0]) / 1000,
+                    kind=fields.get(b"type", b"").decode(),
+                    share=fields.get(b"id", b"").decode(),
+                    size=_int(fields.get(b"size")),
+                    share_kind=fields.get(b"kind", b"").decode(),
+                )
             )
+        return events
+
+    async def latest_event_id(self) -> str:
+        entries = cast(list[StreamEntry], await self._redis.xrevrange(keys.EVENTS, count=1))
+        return entries[0][0].decode() if entries else "0-0"
+
+    async def wait_for_event(self, after: str, block_ms: int) -> str | None:
+        """Block until an event newer than ``after`` arrives; its id, or None on timeout."""
+        answer = cast(
+            list[tuple[bytes, list[StreamEntry]]],
+            await self._redis.xread({keys.EVENTS: after}, count=1, block=block_ms),
         )
-    return SharePage(shares, int(total), page, per_page, sort)
+        if not answer:
+            return None
+        return answer[0][1][-1][0].decode()
 
+    async def active_shares(self, *, sort: SortKey, page: int, per_page: int) -> SharePage:
+        """One page of live shares, soonest expiry (or largest) first. Never names or keys."""
+        index = keys.ACTIVE_EXPIRY if sort == "expiry" else keys.ACTIVE_SIZE
+        start = (page - 1) * per_page
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(index)
+            if sort == "expiry":
+                pipe.zrange(index, start, start + per_page - 1)
+            else:
+                pipe.zrevrange(index, start, start + per_page - 1)
+            total, ids = await pipe.execute()
+        share_ids = [raw.decode() for raw in ids]
+        if not share_ids:
+            return SharePage([], int(total), page, per_page, sort)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(keys.ACTIVE_INFO, share_ids)
+            for share_id in share_ids:
+                pipe.zscore(keys.ACTIVE_EXPIRY, share_id)
+                pipe.zscore(keys.ACTIVE_SIZE, share_id)
+                pipe.hget(keys.share(share_id), "tries")
+            results = await pipe.execute()
+        infos = results[0]
+        shares = []
+        for position, share_id in enumerate(share_ids):
+            expires, size, tries = results[1 + 3 * position : 4 + 3 * position]
+            kind, protected, created = (infos[position] or b"file|0|0").decode().split("|")
+            shares.append(
+                ActiveShare(
+                    share_id,
+                    kind,
+                    int(size or 0),
+                    protected == "1",
+                    float(created),
+                    float(expires or 0),
+                    _int(tries),
+                )
+            )
+        return SharePage(shares, int(total), page, per_page, sort)
 
-async def system_state(redis: Redis, blobs: BlobStore, version: str) -> SystemState:
-    try:
-        memory = await redis.info("memory")
-        live = int(await redis.zcard(EXPIRY_INDEX))
-        janitor_raw = cast(dict[bytes, bytes], await redis.hgetall("ots:janitor:last"))
-        redis_ok = True
-    except (RedisError, OSError):
-        memory, live, janitor_raw, redis_ok = {}, 0, {}, False
-    facts = await blobs.facts()
-    return SystemState(
-        redis_ok=redis_ok,
-        redis_memory=str(memory.get("used_memory_human", "unknown")),
-        store_kind=facts.kind,
-        free_bytes=facts.free_bytes,
-        blobs_on_disk=facts.blobs,
-        live_shares=live,
-        janitor={key.decode(): value.decode() for key, value in janitor_raw.items()},
-        version=version,
-    )
+    async def loop_lag(self) -> list[WorkerLag]:
+        """The figures of every worker that published lately, by pid; a worker that
+        stopped drops out once its figures expire."""
+        members = cast(list[bytes], await self._redis.zrange(keys.LOOP_LAG_WORKERS, 0, -1))
+        pids = sorted(int(member) for member in members)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for pid in pids:
+                pipe.hgetall(keys.loop_lag(pid))
+            published = cast(list[dict[bytes, bytes]], await pipe.execute())
+        return [
+            WorkerLag(
+                pid,
+                float(fields.get(b"worst_ms", b"0")),
+                float(fields.get(b"p99_ms", b"0")),
+                _int(fields.get(b"over_20ms")),
+            )
+            for pid, fields in zip(pids, published, strict=True)
+            if fields
+        ]
+
+    async def system_state(self) -> SystemState:
+        try:
+            memory = await self._redis.info("memory")
+            live = int(await self._redis.zcard(keys.ACTIVE_EXPIRY))
+            janitor_raw = cast(dict[bytes, bytes], await self._redis.hgetall(keys.JANITOR_LAST))
+            loop_lag = await self.loop_lag()
+            redis_ok = True
+        except (RedisError, OSError):
+            memory, live, janitor_raw, loop_lag, redis_ok = {}, 0, {}, [], False
+        facts = await self._blobs.facts()
+        return SystemState(
+            redis_ok=redis_ok,
+            redis_memory=str(memory.get("used_memory_human", "unknown")),
+            store_kind=facts.kind,
+            free_bytes=facts.free_bytes,
+            blobs_on_disk=facts.blobs,
+            live_shares=live,
+            janitor={key.decode(): value.decode() for key, value in janitor_raw.items()},
+            version=self._version,
+            loop_lag=loop_lag,
+        )

@@ -16,17 +16,7 @@ from typing import cast
 from quart import Blueprint, Response, abort, request, url_for
 from quart_auth import current_user, logout_user
 
-from ..domain.stats import (
-    SortKey,
-    active_shares,
-    hourly_series,
-    latest_event_id,
-    read_counters,
-    recent_events,
-    system_state,
-    wait_for_event,
-)
-from ..version import __version__
+from ..domain.stats import SortKey
 from .extension import services
 from .guards import CrossSiteRequest
 from .ratelimit import limited
@@ -79,20 +69,20 @@ async def _table_context() -> dict[str, object]:
     except ValueError:
         number = 1
     return {
-        "table": await active_shares(services().redis, sort=sort, page=number, per_page=PER_PAGE)
+        "table": await services().stats.active_shares(sort=sort, page=number, per_page=PER_PAGE)
     }
 
 
 @blueprint.get("")
 @limited("admin")
 async def dashboard() -> Response:
-    current = services()
+    stats = services().stats
     return await _panel(
         "admin.html",
-        counters=await read_counters(current.redis, current.metadata),
-        events=await recent_events(current.redis),
-        system=await system_state(current.redis, current.blobs, __version__),
-        hours=await hourly_series(current.redis),
+        counters=await stats.counters(),
+        events=await stats.recent_events(),
+        system=await stats.system_state(),
+        hours=await stats.hourly_series(),
         **await _table_context(),
     )
 
@@ -100,11 +90,7 @@ async def dashboard() -> Response:
 @blueprint.get("/counters")
 @limited("admin")
 async def counters() -> Response:
-    current = services()
-    return await _panel(
-        "partials/admin_counters.html",
-        counters=await read_counters(current.redis, current.metadata),
-    )
+    return await _panel("partials/admin_counters.html", counters=await services().stats.counters())
 
 
 @blueprint.get("/shares")
@@ -132,7 +118,7 @@ async def revoke_share(share_id: str) -> Response:
 @limited("admin")
 async def activity() -> Response:
     return await _panel(
-        "partials/admin_activity.html", events=await recent_events(services().redis)
+        "partials/admin_activity.html", events=await services().stats.recent_events()
     )
 
 
@@ -140,16 +126,16 @@ async def activity() -> Response:
 @limited("admin")
 async def activity_stream() -> Response:
     """Server-sent events: a nudge per new event; the feed then fetches itself."""
-    redis = services().redis
+    stats = services().stats
     body = cast(StreamingRequest, request).body
 
     async def nudges() -> AsyncIterator[bytes]:
-        last = await latest_event_id(redis)
+        last = await stats.latest_event_id()
         yield b"retry: 3000\n\n"
         # Checked as well as relying on cancellation, which Python 3.11 can lose
         # inside redis-py (see README): a stream must never outlive its client.
         while not body.disconnected:
-            newest = await wait_for_event(redis, last, STREAM_BLOCK_MS)
+            newest = await stats.wait_for_event(last, STREAM_BLOCK_MS)
             if newest is None:
                 yield b": still here\n\n"
                 continue
@@ -166,17 +152,13 @@ async def activity_stream() -> Response:
 @blueprint.get("/system")
 @limited("admin")
 async def system() -> Response:
-    current = services()
-    return await _panel(
-        "partials/admin_system.html",
-        system=await system_state(current.redis, current.blobs, __version__),
-    )
+    return await _panel("partials/admin_system.html", system=await services().stats.system_state())
 
 
 @blueprint.get("/chart")
 @limited("admin")
 async def chart() -> Response:
-    return await _panel("partials/admin_chart.html", hours=await hourly_series(services().redis))
+    return await _panel("partials/admin_chart.html", hours=await services().stats.hourly_series())
 
 
 @blueprint.post("/logout-everywhere")

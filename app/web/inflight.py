@@ -6,11 +6,11 @@ often a ``.part`` file for as long as it lasts, so each client may have only
 not uploads: a resumable upload paused between requests holds no slot (its
 lifetime is its own expiry); each of its requests takes one while it runs.
 
-Keys: ``ots:inflight:upload:<client key>``, a sorted set of lease ids scored by
-when each lapses (milliseconds, Redis's clock). A request refreshes its lease
-every third of ``OTS_UPLOAD_SLOT_SECONDS`` and removes it when it ends however it
-ends; a worker killed outright stops refreshing, so its leases lapse within
-that time and are dropped by the next acquisition. The key expires with its
+Keys (named in domain/keys.py): ``ots:inflight:upload:<client key>``, a sorted set
+of lease ids scored by when each lapses (milliseconds, Redis's clock). A request
+refreshes its lease every third of ``OTS_UPLOAD_SLOT_SECONDS`` and removes it when it
+ends however it ends; a worker killed outright stops refreshing, so its leases lapse
+within that time and are dropped by the next acquisition. The key expires with its
 newest lease. The client key is a keyed hash (app/clients.py), not an address.
 """
 
@@ -26,11 +26,10 @@ from typing import Any
 import redis.exceptions
 from redis.asyncio import Redis
 
+from ..domain import keys
 from ..domain.heartbeat import start_heartbeat
 
 log = logging.getLogger(__name__)
-
-PREFIX = "ots:inflight:upload:"
 
 # KEYS: the client's set. ARGV: lease id, lease milliseconds, slots per client.
 # Returns 1 if the lease was taken, 0 if every slot is held.
@@ -91,17 +90,19 @@ class UploadRequestSlots:
         """A new lease, lapsing after ``lease_seconds`` unless refreshed; None if all are taken."""
         lease = secrets.token_hex(8)
         taken = await self._acquire(
-            keys=[PREFIX + client_key], args=[lease, self._lease_ms, self.per_client]
+            keys=[keys.upload_slots(client_key)], args=[lease, self._lease_ms, self.per_client]
         )
         return lease if int(taken) else None
 
     async def refresh(self, client_key: str, lease: str) -> bool:
         """Extend a lease; False if it was already dropped."""
-        return bool(await self._refresh(keys=[PREFIX + client_key], args=[lease, self._lease_ms]))
+        return bool(
+            await self._refresh(keys=[keys.upload_slots(client_key)], args=[lease, self._lease_ms])
+        )
 
     async def release(self, client_key: str, lease: str) -> None:
         try:
-            await self._redis.zrem(PREFIX + client_key, lease)
+            await self._redis.zrem(keys.upload_slots(client_key), lease)
         except (redis.exceptions.RedisError, OSError):
             log.warning("could not release an upload slot; it lapses on its own")
 

@@ -7,7 +7,6 @@ import hmac
 from quart import Blueprint, Response, abort, request
 
 from .. import metrics
-from ..domain.stats import read_counters
 from .extension import services
 from .ratelimit import limited
 
@@ -29,7 +28,7 @@ async def prometheus() -> Response:
             content_type="text/plain",
             headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
         )
-    counters = await read_counters(current.redis, current.metadata)
+    counters = await current.stats.counters()
     body = metrics.process_metrics() + metrics.service_metrics(
         counters.totals, counters.active_shares, counters.bytes_stored
     )

@@ -9,9 +9,9 @@ its limits) is one Lua script: it reads every limit's theoretical arrival time
 expiring when its TAT passes. The clock is Redis's, so instances with skewed
 clocks still agree.
 
-Keys: ``ots:rl:<category>:<count>-<period>:<client key>``, one per limit, holding
-a TAT and expiring when it passes (a day at most with the default limits). The
-client key is an HMAC of the client's address or IPv6 network (app/clients.py),
+Keys (named in domain/keys.py): ``ots:rl:<category>:<count>-<period>:<client key>``,
+one per limit, holding a TAT and expiring when it passes (a day at most with the
+default limits). The client key is an HMAC of the client's address or IPv6 network (app/clients.py),
 never the address: a copy of Redis does not say who used the service.
 """
 
@@ -33,11 +33,10 @@ from quart_rate_limiter import (
 from quart_rate_limiter.store import RateLimiterStoreABC
 from redis.asyncio import Redis
 
+from ..domain import keys
 from .clients import client_key
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-PREFIX = "ots:rl:"
 
 # KEYS: one per limit. ARGV: inverse_1, period_1, inverse_2, period_2, ... (seconds).
 # Returns "0" when allowed (and recorded), else the seconds to wait.
@@ -173,7 +172,7 @@ class AtomicRateLimiter(RateLimiter):
 
     async def _create_key(self, endpoint: str, rate_limit: RateLimit) -> str:
         category = category_of(current_app.view_functions[endpoint])
-        return f"{PREFIX}{category}:{rate_limit.key}:{client_key()}"
+        return keys.rate_limit(category, rate_limit.key, client_key())
 
 
 def category_of(view_func: Callable[..., Any]) -> str:

@@ -18,7 +18,8 @@ from quart import Quart, Response
 from quart.typing import TestClientProtocol as QuartClient
 
 from onetimeshare.config import Settings, SettingsError, parse_limits
-from onetimeshare.domain.admin_access import SESSION_PREFIX, hash_password
+from onetimeshare.domain.admin_access import hash_password
+from onetimeshare.domain.keys import ADMIN_SESSION as SESSION_PREFIX
 from tests.helpers import run_command, running_app, upload
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}

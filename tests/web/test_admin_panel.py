@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import html
+import os
 import re
 import time
 from collections.abc import AsyncIterator
@@ -45,6 +46,10 @@ CSRF_INPUT = re.compile(r'<input type="hidden" name="csrf" value="([0-9a-f]{64})
 EVENT = re.compile(r'<li class="event event-[a-z_]+" data-event="([a-z_]+)">(.*?)</li>', re.S)
 UPLOAD_BARS = re.compile(r'<rect class="bar-up"[^>]* data-uploads="(\d+)"')
 DOWNLOAD_BARS = re.compile(r'<rect class="bar-down"[^>]* data-downloads="(\d+)"')
+WORKER_LAG = re.compile(
+    r'<li data-worker="(\d+)">pid \1: worst (\d+\.\d) ms, p99 (\d+\.\d) ms, '
+    r"(\d+) stalls over 20 ms</li>"
+)
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -488,6 +493,31 @@ async def test_the_system_panel_reports_health_and_mismatches(
     assert facts["blobs"] == "1 / 1"
     finished = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(report.finished_at))
     assert plain(facts["janitor"]) == f"{finished}: 1 blobs, 0 partial uploads removed, 0 expired"
+
+
+async def test_the_system_panel_shows_each_workers_event_loop_lag(
+    admin: QuartClient, redis_client: redis.Redis
+) -> None:
+    # The app's own loop-lag monitor publishes this worker's figures each second.
+    published = f"ots:looplag:{os.getpid()}"
+    # A worker listed as having published, whose figures have since expired: not shown.
+    redis_client.zadd("ots:looplag", {"4194304": time.time()})
+
+    async def panel_shows_what_was_published() -> bool:
+        before = redis_client.hgetall(published)
+        panel = await fetch(admin, "/admin/system")
+        if not before or redis_client.hgetall(published) != before:
+            return False  # not published yet, or published again meanwhile
+        expected = (
+            str(os.getpid()),
+            f"{float(before[b'worst_ms']):.1f}",
+            f"{float(before[b'p99_ms']):.1f}",
+            before[b"over_20ms"].decode(),
+        )
+        assert WORKER_LAG.findall(panel) == [expected]
+        return True
+
+    await wait_until_async(panel_shows_what_was_published)
 
 
 async def test_the_chart_draws_the_last_24_hours(admin: QuartClient) -> None:

@@ -16,8 +16,8 @@ import httpx
 import pytest
 import redis
 
+from onetimeshare.domain.keys import UPLOAD_SLOTS as SLOTS_PREFIX
 from onetimeshare.web.clients import ClientKeys
-from onetimeshare.web.inflight import PREFIX as SLOTS_PREFIX
 from tests.conftest import TEST_SECRET_KEY, LiveServer, LiveServerFactory
 from tests.helpers import (
     BOUNDARY,
