@@ -4,6 +4,7 @@
 #   make dist    the sdist and the wheel, into dist/
 #   make vendor  refresh htmx and its SSE extension in static/vendor/ from npm
 #   make bench   the benchmarks in bench/ (not part of the tests)
+#   make settings-table  rewrite the README's settings table from app/config.py
 #
 # Running needs Python only: htmx is committed in static/vendor/. Node (npm) is used by
 # the tests (axe-core for the browser tests) and by `make vendor`, never to run the service.
@@ -17,7 +18,7 @@ NPM_CI := npm ci --no-audit --no-fund --loglevel=error
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser run test lint dist vendor bench clean
+.PHONY: install browser run test lint dist vendor bench settings-table clean
 
 # --- running: Python only --------------------------------------------------------------
 
@@ -70,6 +71,11 @@ vendor:
 
 bench: install
 	$(BIN)/python -m bench.suite
+
+# The table of settings in README.md, from their declarations in app/config.py (a test
+# fails while the two disagree). Commit what it changes.
+settings-table: install
+	$(BIN)/python tools/settings_table.py
 
 # The sdist, then the wheel built from that sdist (so it proves the sdist complete);
 # the files served (templates, static, htmx) are package data in both.

@@ -22,7 +22,7 @@ import redis
 from quart import Quart
 from quart.typing import TestClientProtocol as QuartClient
 
-from onetimeshare.config import Settings
+from onetimeshare.config import Settings, variables
 from onetimeshare.domain.crypto import Argon2Params
 from onetimeshare.process.embedded_redis import EmbeddedRedis
 from onetimeshare.process.processes import stop_process
@@ -32,6 +32,7 @@ from tests.helpers import running_app, wait_until
 TEST_ARGON2 = Argon2Params(time_cost=1, memory_kib=1024, parallelism=1)
 TEST_SECRET_KEY = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
 SHORT_EXPIRY = 1
+SETTING_NAMES = frozenset(variable.name for variable in variables())
 
 
 @pytest.fixture(scope="session")
@@ -125,50 +126,17 @@ class LiveServer:
         self.log_path = settings.data_dir.parent / f"server-{self.port}.log"
 
     def environment(self) -> dict[str, str]:
-        settings = self.settings
-        env = {key: value for key, value in os.environ.items() if not key.startswith("OTS_")}
+        """This machine's environment without any setting, then every setting of
+        ``self.settings`` that is not at its default, then ``extra_env``."""
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("OTS_") and key not in SETTING_NAMES
+        }
         # OTS_SERVER=granian runs every live-server test against Granian instead.
         if "OTS_SERVER" in os.environ:
             env["OTS_SERVER"] = os.environ["OTS_SERVER"]
-        env.pop("REDIS_URL", None)
-        env.update(
-            {
-                "OTS_DATA_DIR": str(settings.data_dir),
-                "SECRET_KEY": settings.secret_key,
-                "OTS_EXPIRY_CHOICES": ",".join(map(str, settings.expiry_choices)),
-                "OTS_MAX_UPLOAD_BYTES": str(settings.max_upload_bytes),
-                "OTS_MIN_FREE_BYTES": str(settings.min_free_bytes),
-                "OTS_JANITOR_INTERVAL": str(settings.janitor_interval),
-                "OTS_ARGON2_TIME_COST": str(settings.argon2.time_cost),
-                "OTS_ARGON2_MEMORY_KIB": str(settings.argon2.memory_kib),
-                "OTS_ARGON2_PARALLELISM": str(settings.argon2.parallelism),
-                "OTS_IDLE_TIMEOUT": str(settings.idle_timeout),
-                "OTS_UPLOAD_MARK_SECONDS": str(settings.upload_mark_seconds),
-                "OTS_GRACEFUL_TIMEOUT": str(settings.graceful_timeout),
-                "OTS_RATE_LIMITS": str(settings.rate_limits_enabled).lower(),
-                "OTS_RATE_IPV6_PREFIX": str(settings.rate_ipv6_prefix),
-                "OTS_UPLOADS_PER_CLIENT": str(settings.uploads_per_client),
-                "OTS_UPLOAD_SLOT_SECONDS": str(settings.upload_slot_seconds),
-                "OTS_MIN_UPLOAD_RATE": str(settings.min_upload_rate),
-                "OTS_UPLOAD_RATE_GRACE": str(settings.upload_rate_grace),
-                "TRUSTED_PROXY_HOPS": str(settings.trusted_proxy_hops),
-                "BLOCK_CLI_AGENTS": str(settings.block_cli_agents).lower(),
-            }
-        )
-        if settings.redis_url:
-            env["REDIS_URL"] = settings.redis_url
-        if settings.storage_url:
-            env["STORAGE_URL"] = settings.storage_url
-            env["OTS_S3_ENDPOINT"] = settings.s3_endpoint or ""
-            env["OTS_S3_ACCESS_KEY"] = settings.s3_access_key or ""
-            env["OTS_S3_SECRET_KEY"] = settings.s3_secret_key or ""
-        if settings.public_url:
-            env["OTS_PUBLIC_URL"] = settings.public_url
-        if settings.metrics_token:
-            env["OTS_METRICS_TOKEN"] = settings.metrics_token
-        if settings.admin_password:
-            env["ADMIN_PASSWORD"] = settings.admin_password
-            env["OTS_ADMIN_COOKIE_SECURE"] = str(settings.admin_cookie_secure).lower()
+        env.update(self.settings.to_environment())
         env.update(self.extra_env)
         return env
 

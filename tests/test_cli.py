@@ -15,17 +15,16 @@ from pathlib import Path
 import pytest
 
 from onetimeshare.version import __version__
-from tests.conftest import TEST_SECRET_KEY, free_port
+from tests.conftest import SETTING_NAMES, TEST_SECRET_KEY, free_port
 from tests.helpers import serve_until_exit
 
 
 def clean_environment(**settings: str) -> dict[str, str]:
     """This machine's environment without any setting of ours, plus these settings."""
-    ours = {"REDIS_URL", "SECRET_KEY", "HOST", "PORT", "STORAGE_URL", "TRUSTED_PROXY_HOPS"}
     inherited = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith(("OTS_", "ADMIN_")) and name not in ours
+        if not name.startswith(("OTS_", "ADMIN_")) and name not in SETTING_NAMES
     }
     return {**inherited, **settings}
 

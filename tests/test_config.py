@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import os
 import re
 import secrets
 import stat
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -20,7 +24,9 @@ from onetimeshare.config import (
     WELL_KNOWN_SECRET_KEYS,
     Settings,
     SettingsError,
+    Variable,
     json_logs,
+    variables,
 )
 from onetimeshare.domain.crypto import Argon2Params
 
@@ -543,6 +549,154 @@ def test_every_setting_read_is_documented_and_has_a_refused_value(
     read = names_read(base_env)
     assert read == readme_settings()
     assert read - FREE_TEXT - {"OTS_DATA_DIR"} == set(BAD_VALUES)  # the data dir: below
+
+
+# --- one declaration per setting: the table, the environment, the defaults -----------------
+
+
+def settings_table_tool() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "settings_table", ROOT / "tools" / "settings_table.py"
+    )
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def test_the_readme_table_is_the_declarations() -> None:
+    readme = (ROOT / "README.md").read_text()
+    tool = settings_table_tool()
+    assert tool.rewrite(readme) == readme, "run `make settings-table` and commit README.md"
+    table = readme[readme.index(tool.BEGIN) : readme.index(tool.END)]
+    for variable in variables():
+        assert f"| `{variable.name}` | " in table
+        assert variable.help in table
+
+
+@pytest.mark.parametrize("variable", variables(), ids=lambda variable: variable.name)
+def test_a_default_reads_back_as_itself(variable: Variable[Any]) -> None:
+    """What the README shows as the default is what an unset variable means."""
+    default = variable.default()
+    assert variable.help.endswith(".")
+    if default is None or default == "":  # unset: embedded Redis, generated key, ...
+        return
+    assert variable.kind.parse(variable.name, variable.kind.format(default)) == default
+
+
+# A valid value of every setting, none of them its default.
+CHANGED = {
+    "REDIS_URL": "redis://localhost:6379/1",
+    "SECRET_KEY": STRONG_KEY,
+    "HOST": "0.0.0.0",
+    "PORT": "8080",
+    "OTS_WORKERS": str((os.cpu_count() or 1) + 1),
+    "OTS_DATA_DIR": "data-elsewhere",
+    "OTS_PUBLIC_URL": "https://share.example.org/ots/",
+    "OTS_MAX_UPLOAD_BYTES": "1_000_000",
+    "OTS_MAX_TEXT_BYTES": "2048",
+    "OTS_EXPIRY_CHOICES": "7200,60,600",
+    "OTS_DEFAULT_EXPIRY": "600",
+    "OTS_MAX_EXPIRY": "7200",
+    "OTS_MAX_PASSWORD_TRIES": "3",
+    "OTS_MIN_FREE_BYTES": "0",
+    "OTS_JANITOR_INTERVAL": "2.5",
+    "OTS_ARGON2_TIME_COST": "2",
+    "OTS_ARGON2_MEMORY_KIB": "1024",
+    "OTS_ARGON2_PARALLELISM": "2",
+    "OTS_ARGON2_MAX_CONCURRENT": "4",
+    "OTS_TOMBSTONE_SECONDS": "60",
+    "OTS_IDLE_TIMEOUT": "1e1",
+    "OTS_MIN_UPLOAD_RATE": "1000",
+    "OTS_UPLOAD_RATE_GRACE": "12.5",
+    "OTS_REDIS_TIMEOUT": "0.25",
+    "OTS_RATE_LIMITS": "off",
+    "OTS_RATE_UPLOAD": "20/10 seconds; 50/day",
+    "OTS_RATE_PAGE": "30/minute",
+    "OTS_RATE_DOWNLOAD": "5/hour",
+    "OTS_RATE_POLL": "100/2 minutes",
+    "OTS_RATE_LOGIN": "3/90 seconds",
+    "OTS_RATE_ADMIN": "1/second",
+    "OTS_RATE_IPV6_PREFIX": "56",
+    "OTS_UPLOADS_PER_CLIENT": "8",
+    "OTS_UPLOAD_SLOT_SECONDS": "30",
+    "TRUSTED_PROXY_HOPS": "1",
+    "BLOCK_CLI_AGENTS": "no",
+    "OTS_CLI_AGENTS": "Curl, wget",
+    "OTS_UPLOAD_MARK_SECONDS": "20",
+    "ADMIN_USER": "root",
+    "ADMIN_PASSWORD_HASH": (
+        "$argon2id$v=19$m=1024,t=1,p=1$nvE6g/9C50DmADuhFdgxHg$Uqzw305Xq3MnsIllJPZ9NatcxMTQSyM3Yw6gy+7g3Qs"
+    ),
+    "ADMIN_PASSWORD": "development only",
+    "OTS_ADMIN_SESSION_SECONDS": "3600",
+    "OTS_ADMIN_COOKIE_SECURE": "false",
+    "STORAGE_URL": "s3://bucket/blobs",
+    "OTS_S3_ENDPOINT": "http://seaweedfs:8333",
+    "OTS_S3_ACCESS_KEY": "an-access-key",
+    "OTS_S3_SECRET_KEY": "its-secret-key",
+    "OTS_S3_REGION": "eu-west-1",
+    "OTS_METRICS_TOKEN": "a-metrics-token",
+    "OTS_LOG_FORMAT": "TEXT",
+    "OTS_GRACEFUL_TIMEOUT": "5",
+    "OTS_SERVER": "granian",
+    "OTS_HSTS": "yes",
+}
+
+
+def test_settings_read_back_from_their_environment(tmp_path: Path) -> None:
+    """to_environment is the inverse of from_env: the tests' live servers are started with
+    it, so every value a test gives them must arrive."""
+    assert set(CHANGED) == {variable.name for variable in variables()}
+    changed = Settings.from_env({**CHANGED, "OTS_DATA_DIR": str(tmp_path / "elsewhere")})
+    environment = changed.to_environment()
+    assert set(environment) == set(CHANGED)  # none of them is at its default
+    assert Settings.from_env(environment) == changed
+    assert environment["OTS_RATE_UPLOAD"] == "20/10 seconds; 50/day"
+    assert environment["OTS_RATE_LOGIN"] == "3/90 seconds"
+    assert environment["OTS_RATE_POLL"] == "100/2 minutes"
+
+
+def test_only_what_differs_from_a_default_is_in_the_environment(
+    base_env: dict[str, str], data_dir: Path
+) -> None:
+    """The defaults of the dataclass are those of from_env: declared once."""
+    defaults = Settings(data_dir=data_dir.resolve(), secret_key=STRONG_KEY)
+    assert Settings.from_env(base_env) == defaults
+    assert defaults.to_environment() == {
+        "OTS_DATA_DIR": str(data_dir.resolve()),
+        "SECRET_KEY": STRONG_KEY,
+    }
+    like_the_tests = dataclasses.replace(
+        defaults,
+        redis_url="unix:///run/redis.sock?db=1",
+        expiry_choices=(1, 300, 3600, 86400, 604800),
+        max_upload_bytes=8 * MIB,
+        min_free_bytes=0,
+        janitor_interval=3600,
+        argon2=Argon2Params(time_cost=1, memory_kib=1024, parallelism=1),
+        idle_timeout=10,
+        rate_limits={**defaults.rate_limits, "page": ((3, 60),)},
+        rate_limits_enabled=False,
+        block_cli_agents=False,
+    )
+    assert like_the_tests.to_environment() == {
+        "OTS_DATA_DIR": str(data_dir.resolve()),
+        "SECRET_KEY": STRONG_KEY,
+        "REDIS_URL": "unix:///run/redis.sock?db=1",
+        "OTS_EXPIRY_CHOICES": "1,300,3600,86400,604800",
+        "OTS_MAX_UPLOAD_BYTES": str(8 * MIB),
+        "OTS_MIN_FREE_BYTES": "0",
+        "OTS_JANITOR_INTERVAL": "3600",
+        "OTS_ARGON2_TIME_COST": "1",
+        "OTS_ARGON2_MEMORY_KIB": "1024",
+        "OTS_ARGON2_PARALLELISM": "1",
+        "OTS_IDLE_TIMEOUT": "10",
+        "OTS_RATE_PAGE": "3/minute",
+        "OTS_RATE_LIMITS": "false",
+        "BLOCK_CLI_AGENTS": "false",
+    }
+    assert Settings.from_env(like_the_tests.to_environment()) == like_the_tests
 
 
 @pytest.mark.parametrize(("name", "raw"), sorted(BAD_VALUES.items()))

@@ -16,7 +16,17 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "app"
 # The modules shared by every layer: they must stay as free of the web as the domain.
-SHARED = ["config", "errors", "formatting", "logs", "metrics", "resources", "services", "version"]
+SHARED = [
+    "config",
+    "config_kinds",
+    "errors",
+    "formatting",
+    "logs",
+    "metrics",
+    "resources",
+    "services",
+    "version",
+]
 DOMAIN = sorted(
     ".".join(("domain", *path.relative_to(PACKAGE / "domain").with_suffix("").parts)).removesuffix(
         ".__init__"
