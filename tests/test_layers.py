@@ -16,7 +16,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "app"
 # The modules shared by every layer: they must stay as free of the web as the domain.
-SHARED = ["config", "errors", "formatting", "logs", "metrics", "resources", "services", "version"]
+SHARED = ["config", "errors", "logs", "metrics", "resources", "services", "version"]
 DOMAIN = sorted(
     ".".join(("domain", *path.relative_to(PACKAGE / "domain").with_suffix("").parts)).removesuffix(
         ".__init__"
@@ -49,4 +49,11 @@ def test_the_domain_and_shared_modules_load_no_quart_and_no_web(module: str) -> 
 
 
 def test_the_domain_is_all_there() -> None:
-    assert {"domain.crypto", "domain.shares", "domain.metadata", "domain.storage"} <= set(DOMAIN)
+    assert {
+        "domain.crypto",
+        "domain.shares",
+        "domain.uploads",
+        "domain.plaintext",
+        "domain.metadata",
+        "domain.storage",
+    } <= set(DOMAIN)

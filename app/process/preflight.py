@@ -27,7 +27,7 @@ from ..config import SECRET_KEY_FILE, Settings
 from ..domain.storage import StoreSetupError, StoreUnreachable
 from ..domain.storage.local import LocalBlobStore
 from ..domain.storage.s3 import S3BlobStore
-from ..formatting import human_bytes
+from ..web.formatting import human_bytes
 
 log = logging.getLogger(__name__)
 

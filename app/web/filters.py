@@ -11,7 +11,7 @@ from markupsafe import Markup
 from quart import Quart
 
 from .. import resources
-from ..formatting import countdown_words, human_bytes, human_duration, refresh_after
+from .formatting import countdown_words, human_bytes, human_duration, refresh_after
 
 # htmx settings, read by htmx from a <meta> tag (no inline script needed):
 # no eval and no inline styles so the CSP stays strict; no history snapshots,
