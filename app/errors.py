@@ -1,7 +1,11 @@
-"""Failures a person or client can act on, each with its HTTP status and a plain message.
+"""Failures a person or client can act on: what went wrong, as a stable code and its values.
 
-The share service raises these; the web layer renders them as HTML or JSON.
-Messages never contain tokens, passwords, keys or file names.
+The domain (the share lifecycle, the blob stores) raises these, and so do the web
+layer's gateway checks and form parser. Each names its HTTP status and ``code`` (in
+every JSON answer, for programs), the ``key`` of the sentence that says it, and the
+values that sentence shows. The words live in one place, ``web/messages.py``, so the
+pages can be translated without touching the code that refuses. No Quart here, so the
+domain can raise them; the values never hold tokens, passwords, keys or file names.
 """
 
 from __future__ import annotations
@@ -9,114 +13,106 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 GoneReason = Literal["downloaded", "expired", "destroyed", "revoked", "lost", "unknown"]
-
-GONE_MESSAGES: dict[str, str] = {
-    "downloaded": "This was already downloaded (or read, for a message). "
-    "One-time links work only once.",
-    "expired": "This link has expired and the file was deleted.",
-    "destroyed": "This share was destroyed after too many wrong passwords.",
-    "revoked": "The sender revoked this share before it was downloaded.",
-    "lost": "The stored file could not be read, so the share was deleted. "
-    "Ask the sender to share it again.",
-    "unknown": "This file was already downloaded, or the link has expired.",
-}
+ProblemValue = str | int
 
 
-class ShareError(Exception):
-    status: ClassVar[int] = 400
-    code: ClassVar[str] = "bad_request"
-    title: ClassVar[str] = "Something is wrong with this request"
+class Problem(Exception):
+    """A refusal the client is told about; never raised itself, only its kinds below."""
+
+    status: ClassVar[int]
+    code: ClassVar[str]
     # Seconds after which trying again makes sense (a Retry-After header), if any.
     retry_after: ClassVar[int | None] = None
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, key: str = "", **params: ProblemValue) -> None:
+        """``key`` picks the sentence when a kind has several; by default it is the code."""
+        self.key = key or self.code
+        self.params = params
+        super().__init__(self.key)
 
 
-class MalformedRequest(ShareError):
+class MalformedRequest(Problem):
     status = 400
     code = "malformed_request"
-    title = "The request could not be read"
 
 
-class InvalidInput(ShareError):
+class InvalidInput(Problem):
     status = 422
     code = "invalid_input"
-    title = "Please check the form"
 
 
-class PasswordRequired(ShareError):
+class PasswordRequired(Problem):
     status = 401
     code = "password_required"
-    title = "Password required"
 
-    def __init__(self, message: str, tries_left: int) -> None:
-        super().__init__(message)
+    def __init__(self, key: str = "", *, tries_left: int, **params: ProblemValue) -> None:
+        super().__init__(key, tries_left=tries_left, **params)
         self.tries_left = tries_left
 
 
 class WrongPassword(PasswordRequired):
     code = "wrong_password"
-    title = "Wrong password"
+
+    def __init__(self, *, tries_left: int) -> None:
+        super().__init__(tries_left=tries_left)
 
 
-class PasswordCheckBusy(ShareError):
+class PasswordCheckBusy(Problem):
     """Other guesses at this share's password are being checked and would use up its tries:
     this one is not evaluated, so concurrency can never buy more than the allowed tries."""
 
     status = 429
     code = "password_check_busy"
-    title = "One moment"
     retry_after = 1
 
 
-class ShareDestroyed(ShareError):
+class ShareDestroyed(Problem):
+    """That wrong password was the last try."""
+
     status = 403
     code = "destroyed"
-    title = "Share destroyed"
 
 
-class ShareNotFound(ShareError):
+class ShareNotFound(Problem):
     status = 404
     code = "not_found"
-    title = "No such link"
 
 
-class ShareGone(ShareError):
+class ShareGone(Problem):
     status = 410
     code = "gone"
-    title = "This link no longer works"
 
-    def __init__(self, reason: GoneReason) -> None:
-        super().__init__(GONE_MESSAGES[reason])
+    def __init__(self, *, reason: GoneReason) -> None:
+        super().__init__(reason=reason)
         self.reason = reason
 
 
-class UploadTooLarge(ShareError):
+class UploadTooLarge(Problem):
     status = 413
     code = "too_large"
-    title = "File too large"
+
+    def __init__(self, *, limit_bytes: int) -> None:
+        super().__init__(limit_bytes=limit_bytes)
 
 
-class UploadTooSlow(ShareError):
+class UploadTooSlow(Problem):
     """The body averaged less than OTS_MIN_UPLOAD_RATE after its grace period."""
 
     status = 408
     code = "too_slow"
-    title = "Upload too slow"
+
+    def __init__(self, *, min_rate_bytes: int) -> None:
+        super().__init__(min_rate_bytes=min_rate_bytes)
 
 
-class StorageFull(ShareError):
+class StorageFull(Problem):
     status = 507
     code = "storage_full"
-    title = "Not enough space"
 
 
-class ServiceUnavailable(ShareError):
+class ServiceUnavailable(Problem):
     status = 503
     code = "unavailable"
-    title = "Temporarily unavailable"
     retry_after = 30
 
 
@@ -124,3 +120,42 @@ class StorageUnavailable(ServiceUnavailable):
     """The blob store failed to read (an outage, not a missing blob): nothing was consumed."""
 
     code = "storage_unavailable"
+
+
+# --- refused at the gateway, before a route reads anything (web/guards.py) ---
+
+
+class CrossSiteRequest(Problem):
+    status = 403
+    code = "cross_site"
+
+
+class BodyNotAllowed(Problem):
+    status = 400
+    code = "unexpected_body"
+
+
+class HeadersTooLarge(Problem):
+    status = 431
+    code = "headers_too_large"
+
+    def __init__(self, *, limit_bytes: int) -> None:
+        super().__init__(limit_bytes=limit_bytes)
+
+
+class AddressTooLong(Problem):
+    status = 414
+    code = "uri_too_long"
+
+    def __init__(self, *, limit_bytes: int) -> None:
+        super().__init__(limit_bytes=limit_bytes)
+
+
+class UploadsInFlight(Problem):
+    status = 429
+    code = "uploads_in_flight"
+    # Nothing says when another upload ends; a script may look again soon.
+    retry_after = 5
+
+    def __init__(self, *, per_client: int) -> None:
+        super().__init__(per_client=per_client)

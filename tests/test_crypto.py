@@ -26,21 +26,19 @@ from onetimeshare.domain.crypto import (
     StreamOpener,
     StreamSealer,
     blob_header,
-    ciphertext_size,
     decode_token,
     derive,
     encode_token,
     key_encryption_key,
     new_token,
-    open_bytes,
     open_envelope,
     open_ticket,
-    seal_bytes,
     seal_envelope,
     seal_ticket,
     share_id_for,
     ticket_id,
 )
+from tests.sealing import ciphertext_size, open_bytes, seal_bytes
 
 SMALL_CHUNK = 1024
 BASE64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"

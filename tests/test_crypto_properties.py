@@ -23,10 +23,8 @@ from onetimeshare.domain.crypto import (
     DecryptionError,
     StreamOpener,
     StreamSealer,
-    ciphertext_size,
-    open_bytes,
-    seal_bytes,
 )
+from tests.sealing import ciphertext_size, open_bytes, seal_bytes
 
 MAX_PLAINTEXT = 200_000
 MAX_CHUNK = 8192

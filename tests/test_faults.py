@@ -24,10 +24,10 @@ import redis
 from quart.typing import TestClientProtocol as QuartClient
 
 from onetimeshare.config import MIB, Settings
-from onetimeshare.domain.storage import DISK_FULL_MESSAGE
 from onetimeshare.process.embedded_redis import EmbeddedRedis
 from onetimeshare.process.janitor import LOCK_SECONDS
 from onetimeshare.web.app import create_app
+from onetimeshare.web.messages import SENTENCES
 from tests.conftest import LiveServer, LiveServerFactory
 from tests.helpers import (
     JSON,
@@ -42,6 +42,7 @@ from tests.helpers import (
 BROWSER = {"User-Agent": "Mozilla/5.0 tests"}
 FILE_SIZE_LIMIT = 8 * MIB
 SWEPT_AFTER_A_KILL = LOCK_SECONDS + 15
+DISK_FULL_MESSAGE = SENTENCES["storage_full"]()
 
 
 def files_in(directory: Path) -> list[str]:

@@ -59,4 +59,11 @@ def test_the_domain_and_shared_modules_load_no_quart_and_no_web(module: str) -> 
 
 
 def test_the_domain_is_all_there() -> None:
-    assert {"domain.crypto", "domain.shares", "domain.metadata", "domain.storage"} <= set(DOMAIN)
+    assert {
+        "domain.crypto",
+        "domain.shares",
+        "domain.uploads",
+        "domain.plaintext",
+        "domain.metadata",
+        "domain.storage",
+    } <= set(DOMAIN)

@@ -24,7 +24,6 @@ from aiobotocore.session import get_session
 from quart import Quart
 
 from onetimeshare.config import MIB, Settings
-from onetimeshare.domain.crypto import ciphertext_size
 from onetimeshare.domain.storage.s3 import PART_BYTES, S3BlobStore
 from onetimeshare.process.janitor import Janitor
 from onetimeshare.web.app import create_app
@@ -39,6 +38,7 @@ from tests.helpers import (
     wait_until,
     wait_until_async,
 )
+from tests.sealing import ciphertext_size
 from tests.seaweedfs import ACCESS_KEY, SECRET_KEY, SeaweedFS
 
 if TYPE_CHECKING:

@@ -7,16 +7,36 @@ pipeline's worth of buffers up front shows up here.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tracemalloc
+from collections.abc import AsyncGenerator
 
 from quart import Quart
 
 from onetimeshare.config import Settings
-from onetimeshare.domain.shares import Upload
+from onetimeshare.domain.uploads import IncomingFile, ShareDraft, UploadPart
 
 STALLED = 20
 KIB = 1024
+
+
+class StallingUpload:
+    """An upload that declares the largest file allowed, sends 100 bytes and stalls."""
+
+    def __init__(self, declared_bytes: int) -> None:
+        self.declared_bytes = declared_bytes
+        self.received_bytes = 100
+        self.stalled = asyncio.Event()
+
+    async def parts(self) -> AsyncGenerator[UploadPart, None]:
+        yield IncomingFile("f.bin", "application/octet-stream", self._chunks())
+
+    async def _chunks(self) -> AsyncGenerator[bytes, None]:
+        yield os.urandom(100)
+        # Asked for more: the 100 bytes are in the upload. Nothing more ever comes.
+        self.stalled.set()
+        await asyncio.Event().wait()
 
 
 async def test_stalled_uploads_hold_kilobytes_and_no_file(app: Quart, settings: Settings) -> None:
@@ -24,21 +44,21 @@ async def test_stalled_uploads_hold_kilobytes_and_no_file(app: Quart, settings: 
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        uploads: list[Upload] = []
+        sources = [StallingUpload(settings.max_upload_bytes) for _ in range(STALLED)]
+        uploads = [asyncio.create_task(shares.create(source, ShareDraft())) for source in sources]
         try:
-            for _ in range(STALLED):
-                # Each declares the largest file allowed, then sends 100 bytes and stalls.
-                upload = await shares.begin_upload(settings.max_upload_bytes)
-                uploads.append(upload)
-                await upload.write(os.urandom(100))
+            await asyncio.gather(*(source.stalled.wait() for source in sources))
             held = tracemalloc.get_traced_memory()[0] - before
         finally:
+            # Cancelled like a request whose client went away: each cleans up after itself.
             for upload in uploads:
-                await upload.abort()
+                upload.cancel()
+            await asyncio.gather(*uploads, return_exceptions=True)
     finally:
         tracemalloc.stop()
     # A full pipeline is about 3 MiB per upload (1 MiB in, two sealed 1 MiB batches out).
     assert held < STALLED * 256 * KIB, f"{held // KIB} KiB for {STALLED} stalled uploads"
+    assert all(upload.cancelled() for upload in uploads)
     assert not settings.blob_dir.exists() or list(settings.blob_dir.iterdir()) == []
 
 
@@ -57,8 +77,7 @@ async def test_buffers_grow_to_one_batch_and_the_blob_is_whole(
             kind="file",
             name="f.bin",
             content_type="application/octet-stream",
-            password="",
-            expires_in=None,
+            options=shares.options(ShareDraft()),
         )
     except BaseException:
         await upload.abort()

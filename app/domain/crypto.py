@@ -288,12 +288,6 @@ def blob_header(chunk_size: int) -> bytes:
     return _HEADER.pack(BLOB_MAGIC, BLOB_VERSION, chunk_size)
 
 
-def ciphertext_size(plaintext_size: int, chunk_size: int) -> int:
-    """Exact blob size (header included) for a plaintext of this size."""
-    chunks = max(1, -(-plaintext_size // chunk_size))
-    return BLOB_HEADER_BYTES + plaintext_size + chunks * TAG_BYTES
-
-
 class StreamSealer:
     """Seals plaintext batch by batch into blob bytes, alternating two output buffers.
 
@@ -428,19 +422,3 @@ class StreamOpener:
     @property
     def finished(self) -> bool:
         return bool(self._counter == self.chunk_count)
-
-
-def seal_bytes(
-    file_key: bytes, share_id: str, plaintext: bytes, chunk_size: int = DEFAULT_CHUNK_SIZE
-) -> bytes:
-    """Whole-buffer convenience for small plaintexts and tests."""
-    sealer = StreamSealer(file_key, share_id, chunk_size)
-    return sealer.header + bytes(sealer.seal(plaintext, final=True))
-
-
-def open_bytes(file_key: bytes, share_id: str, blob: bytes) -> bytes:
-    opener = StreamOpener(file_key, share_id, blob[:BLOB_HEADER_BYTES], len(blob))
-    plaintext = bytes(opener.open(blob[BLOB_HEADER_BYTES:]))
-    if not opener.finished:
-        raise DecryptionError("blob ended early")
-    return plaintext

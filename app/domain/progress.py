@@ -3,20 +3,24 @@
 The browser measures bytes sent itself; this records what only the server
 knows (bytes actually received, then securing and storing), so a second tab
 or a slow final phase still shows the truth. It holds counts and a phase,
-never anything secret.
+never anything secret. A failure is recorded as its problem's sentence key and values
+(as JSON, in ``message``), for the web layer to put into words when it shows it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, cast, get_args
 
 import redis.exceptions
 
+from ..errors import Problem, ProblemValue
 from .metadata import MetadataStore
 
 log = logging.getLogger(__name__)
@@ -39,11 +43,19 @@ def valid_upload_id(upload_id: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class Failure:
+    """Why an upload failed: its problem's sentence key and the values it shows."""
+
+    key: str
+    params: Mapping[str, ProblemValue]
+
+
+@dataclass(frozen=True, slots=True)
 class ProgressView:
     phase: Phase
     received: int
     expected: int | None
-    message: str
+    failure: Failure | None = None
 
     @property
     def final(self) -> bool:
@@ -59,15 +71,29 @@ class ProgressView:
 async def read_progress(metadata: MetadataStore, upload_id: str) -> ProgressView:
     fields = await metadata.get_progress(upload_id)
     if not fields:
-        return ProgressView("waiting", 0, None, "")
+        return ProgressView("waiting", 0, None)
     expected = int(fields["expected"]) if fields.get("expected") else None
     phase = fields.get("phase", "receiving")
     return ProgressView(
         cast(Phase, phase if phase in _PHASES else "receiving"),
         int(fields.get("received", 0)),
         expected,
-        fields.get("message", ""),
+        _failure(fields.get("message", "")),
     )
+
+
+def _failure(recorded: str) -> Failure | None:
+    """The failure a ``message`` field records; None for none, or for one not understood."""
+    try:
+        note = json.loads(recorded) if recorded else None
+    except ValueError:
+        return None
+    if not isinstance(note, dict) or not isinstance(note.get("key"), str):
+        return None
+    params = note.get("params")
+    if not isinstance(params, dict):
+        return None
+    return Failure(note["key"], params)
 
 
 class ProgressRecorder:
@@ -85,8 +111,13 @@ class ProgressRecorder:
             self._last_update = now
             await self._write("receiving", received=count)
 
-    async def phase(self, phase: Phase, *, received: int | None = None, message: str = "") -> None:
-        await self._write(phase, received=received, message=message)
+    async def phase(self, phase: Phase, *, received: int | None = None) -> None:
+        await self._write(phase, received=received)
+
+    async def failed(self, problem: Problem) -> None:
+        await self._write(
+            "failed", message=json.dumps({"key": problem.key, "params": problem.params})
+        )
 
     async def _write(self, phase: Phase, *, received: int | None = None, message: str = "") -> None:
         fields: dict[str, str | int | float] = {"phase": phase, "message": message}

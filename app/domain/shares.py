@@ -1,19 +1,16 @@
-"""The share lifecycle: create from a stream, inspect without consuming, claim once, destroy.
+"""The share lifecycle: create from an upload, inspect without consuming, claim once, destroy.
 
 This module ties crypto, blob storage and Redis metadata together; it knows
-nothing about HTTP. Routes parse the request, call in here, and render.
+nothing about HTTP. Routes parse the request, call in here, and render. The upload
+pipeline is in ``uploads.py``, the decrypted download stream in ``plaintext.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
-import os
-import time
 from dataclasses import dataclass
-from typing import TypeVar
 
 import redis.exceptions
 
@@ -24,21 +21,18 @@ from ..errors import (
     InvalidInput,
     PasswordCheckBusy,
     PasswordRequired,
+    Problem,
     ShareDestroyed,
-    ShareError,
     ShareGone,
     ShareNotFound,
     StorageUnavailable,
     UploadTooLarge,
     WrongPassword,
 )
-from ..formatting import human_bytes
 from . import crypto
 from .crypto import DecryptionError, Envelope, InvalidToken
 from .heartbeat import start_heartbeat
 from .metadata import (
-    MAX_SEALED_ENVELOPE_BYTES,
-    SALT_BYTES,
     CheckReservation,
     CorruptRecord,
     MetadataStore,
@@ -46,13 +40,29 @@ from .metadata import (
     ShareRecord,
 )
 from .passwords import Argon2Pool
-from .storage import INLINE_IO_BYTES, BlobSink, BlobSource, BlobStore
+from .plaintext import Download, PlaintextStream
+from .progress import ProgressRecorder, valid_upload_id
+from .storage import BlobStore
+from .uploads import (
+    CreatedShare,
+    Expiry,
+    IncomingFile,
+    Password,
+    ProgressId,
+    ShareDraft,
+    ShareOptions,
+    StrayFile,
+    Text,
+    Upload,
+    UploadPart,
+    UploadSource,
+)
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 BATCH_CHUNKS = 16  # 16 x 64 KiB: crypto and disk work in 1 MiB batches
-MIN_UPLOAD_BUFFER = 64 * 1024
+# Room in an upload's body for the form around the file (or the message).
+FORM_OVERHEAD_BYTES = 64 * 1024
 # A reserved password check lapses this long after its last renewal, so a worker that
 # dies mid-Argon2 gives its try back; a check that is still running renews it on a
 # heartbeat, however long its hash takes.
@@ -60,6 +70,9 @@ CHECK_LEASE_SECONDS = 30.0
 UNLOCK_PURPOSE = "unlock"
 # How long the proof of a checked password may wait for the download form it is in.
 UNLOCK_PROOF_SECONDS = 300
+# A text share is stored as a file of this name and type.
+TEXT_NAME = "message.txt"
+TEXT_TYPE = "text/plain; charset=utf-8"
 
 
 def batch_chunks_for(size: int | None) -> int:
@@ -68,17 +81,6 @@ def batch_chunks_for(size: int | None) -> int:
     if size is None:
         return BATCH_CHUNKS
     return max(1, min(BATCH_CHUNKS, -(-size // crypto.DEFAULT_CHUNK_SIZE)))
-
-
-@dataclass(frozen=True, slots=True)
-class CreatedShare:
-    token: str
-    revoke_token: str
-    share_id: str
-    kind: ShareKind
-    size: int
-    protected: bool
-    expires_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,15 +104,6 @@ class ShareStatus:
     gone_reason: GoneReason | None
 
 
-@dataclass(slots=True)
-class Download:
-    kind: ShareKind
-    name: str
-    content_type: str
-    size: int
-    chunks: PlaintextStream
-
-
 class ShareService:
     def __init__(
         self, settings: Settings, metadata: MetadataStore, blobs: BlobStore, argon2: Argon2Pool
@@ -123,47 +116,160 @@ class ShareService:
 
     # --- creating ---
 
-    async def begin_upload(self, declared_bytes: int | None = None) -> Upload:
-        """Start a share; the caller streams plaintext into it, then finishes or aborts."""
+    async def create(self, source: UploadSource, draft: ShareDraft) -> CreatedShare:
+        """A new share from an upload's parts, read as they arrive; nothing stays behind
+        if anything fails.
+
+        Small fields are checked as soon as they arrive, so a bad form fails before its
+        file is read. A refused one does not stop the reading of the other small fields
+        (``draft`` keeps what was accepted, so the form can be shown again as it was
+        filled in), but no file is read after it. With a progress id, the phases
+        (receiving, securing, stored or failed) are recorded for the uploader's page.
+        """
+        upload: Upload | None = None
+        file: IncomingFile | None = None
+        progress: ProgressRecorder | None = None
+        problem: InvalidInput | None = None
+        try:
+            async with contextlib.aclosing(source.parts()) as parts:
+                async for part in parts:
+                    if isinstance(part, IncomingFile | StrayFile):
+                        if problem is not None:
+                            raise problem
+                        if isinstance(part, StrayFile) or upload is not None:
+                            raise InvalidInput("not_one_file")
+                        if not part.name:
+                            continue  # a file input left empty; a text may carry the share
+                        upload = await self.begin_upload(source.declared_bytes)
+                        file = part
+                        async for data in part.chunks:
+                            await upload.write(data)
+                            if progress is not None:
+                                await progress.received(upload.size)
+                    elif isinstance(part, ProgressId):
+                        if valid_upload_id(part.value):
+                            progress = ProgressRecorder(
+                                self.metadata, part.value, source.declared_bytes
+                            )
+                            await progress.phase("receiving", received=0)
+                    else:
+                        try:
+                            self._take(part, draft)
+                        except InvalidInput as error:
+                            problem = problem or error
+            if problem is not None:
+                raise problem
+            if progress is not None:
+                await progress.phase("securing", received=source.received_bytes)
+            if upload is not None and draft.text:
+                raise InvalidInput("file_and_text")
+            options = self.options(draft)
+            if upload is not None and file is not None:
+                created = await upload.finish(
+                    kind="file", name=file.name, content_type=file.content_type, options=options
+                )
+            elif draft.text:
+                created = await self.create_text(draft.text, options)
+            else:
+                raise InvalidInput("nothing_to_share")
+            if progress is not None:
+                await progress.phase("stored", received=source.received_bytes)
+            return created
+        except BaseException as error:
+            if upload is not None:
+                # Shielded: a cancelled request (client gone, server stopping) must
+                # still remove its partial file and upload mark.
+                await asyncio.shield(upload.abort())
+            if progress is not None and isinstance(error, Problem):
+                await asyncio.shield(progress.failed(error))
+            raise
+
+    async def create_text(self, text: str, options: ShareOptions) -> CreatedShare:
+        """A text share, stored as a small file; limited by the text limit alone."""
+        data = text.encode("utf-8")
+        limit = self.settings.max_text_bytes
+        if len(data) > limit:
+            raise InvalidInput("text_too_long", limit_bytes=limit)
+        upload = await self.begin_upload(len(data), limit_bytes=limit)
+        try:
+            await upload.write(data)
+            return await upload.finish(
+                kind="text", name=TEXT_NAME, content_type=TEXT_TYPE, options=options
+            )
+        except BaseException:
+            await asyncio.shield(upload.abort())
+            raise
+
+    async def begin_upload(
+        self, declared_bytes: int | None = None, *, limit_bytes: int | None = None
+    ) -> Upload:
+        """Start a share; the caller streams plaintext into it, then finishes or aborts
+        (``create`` and ``create_text`` do). ``limit_bytes`` caps the plaintext: by
+        default, the file limit."""
         if declared_bytes is not None and declared_bytes > self.max_request_bytes:
-            raise UploadTooLarge(self.too_large_message)
+            raise self.too_large()
         self.blobs.check_room(declared_bytes or 0)
         token = crypto.new_token()
         share_id = crypto.share_id_for(token)
-        await self.metadata.mark_uploading(share_id, self.upload_mark_ttl)
+        mark_seconds = self.settings.upload_mark_seconds
+        await self.metadata.mark_uploading(share_id, mark_seconds)
         try:
             writer = await self.blobs.start(share_id, declared_bytes)
         except BaseException:
             await self.metadata.clear_uploading(share_id)
             raise
-        return Upload(self, token, share_id, writer, batch_chunks_for(declared_bytes))
+        return Upload(
+            token,
+            share_id,
+            writer,
+            metadata=self.metadata,
+            argon2=self.argon2,
+            argon2_params=self.settings.argon2,
+            mark_seconds=mark_seconds,
+            limit_bytes=self.settings.max_upload_bytes if limit_bytes is None else limit_bytes,
+            batch_chunks=batch_chunks_for(declared_bytes),
+        )
 
     @property
     def max_request_bytes(self) -> int:
-        """Largest request body accepted: the file plus room for the other form fields."""
-        return self.settings.max_upload_bytes + 64 * 1024
+        """Largest upload body accepted: the file or the message, plus the form around it."""
+        largest = max(self.settings.max_upload_bytes, self.settings.max_text_bytes)
+        return largest + FORM_OVERHEAD_BYTES
 
-    @property
-    def too_large_message(self) -> str:
-        return f"Files can be at most {human_bytes(self.settings.max_upload_bytes)}."
+    def too_large(self) -> UploadTooLarge:
+        """The refusal of an upload over the limits (of a body too large for any share)."""
+        return UploadTooLarge(limit_bytes=self.settings.max_upload_bytes)
 
-    @property
-    def upload_mark_ttl(self) -> int:
-        return self.settings.upload_mark_seconds
+    def options(self, draft: ShareDraft) -> ShareOptions:
+        """The draft's choices, checked, with the default expiry if none was chosen."""
+        lifetime = self.settings.default_expiry
+        if draft.expires_in is not None:
+            lifetime = self._offered_expiry(draft.expires_in)
+        return ShareOptions(password=self.validate_password(draft.password), lifetime=lifetime)
 
-    def validate_expiry(self, expires_in: int | None) -> int:
-        if expires_in is None:
-            return self.settings.default_expiry
-        if expires_in not in self.settings.expiry_choices:
-            raise InvalidInput("Choose one of the offered expiry times.")
-        return expires_in
+    def _take(self, part: UploadPart, draft: ShareDraft) -> None:
+        """Check a small field as soon as it arrives; keep it in the draft if it is good."""
+        if isinstance(part, Password):
+            self.validate_password(part.value)
+            draft.password = part.value
+        elif isinstance(part, Expiry):
+            try:
+                seconds = int(part.value)
+            except ValueError:
+                raise InvalidInput("expiry_not_offered") from None
+            draft.expires_in = self._offered_expiry(seconds)
+        elif isinstance(part, Text):
+            draft.text = part.value
+
+    def _offered_expiry(self, seconds: int) -> int:
+        if seconds not in self.settings.expiry_choices:
+            raise InvalidInput("expiry_not_offered")
+        return seconds
 
     def validate_password(self, password: str) -> bytes:
         encoded = password.encode("utf-8")
         if len(encoded) > self.settings.max_password_bytes:
-            raise InvalidInput(
-                f"The password can be at most {self.settings.max_password_bytes} bytes long."
-            )
+            raise InvalidInput("password_too_long", limit_bytes=self.settings.max_password_bytes)
         return encoded
 
     # --- looking without consuming ---
@@ -194,7 +300,7 @@ class ShareService:
         if not await self.metadata.release_check(check.reservation):
             # Right, but the share ended while the password was being checked: the same
             # answer as every other guess that lost that race.
-            raise ShareGone(await self.metadata.gone_reason(share_id))
+            raise ShareGone(reason=await self.metadata.gone_reason(share_id))
         proof = await self._issue_unlock_proof(share_id, check.password_hash)
         return Unlocked(_share_view(record, None, self.settings), proof=proof)
 
@@ -240,7 +346,7 @@ class ShareService:
                 await asyncio.shield(self._release_quietly(reservation))
         if not won:
             stream.close_unclaimed()
-            raise ShareGone(await self.metadata.gone_reason(share_id))
+            raise ShareGone(reason=await self.metadata.gone_reason(share_id))
         logs.event("downloaded", share_id, kind=record.kind, size=record.size)
         metrics.TRANSFERRED.labels("out").inc(record.size)
         return Download(
@@ -250,18 +356,6 @@ class ShareService:
             size=record.size,
             chunks=stream,
         )
-
-    async def read_text(self, download: Download) -> str:
-        """The message of a claimed text share, its blob deleted.
-
-        Its whole blob was decrypted and verified before the claim, so this cannot fail
-        half-way through a page.
-        """
-        try:
-            data = b"".join([piece async for piece in download.chunks])
-        finally:
-            await download.chunks.aclose()
-        return data.decode("utf-8", errors="replace")
 
     # --- passwords ---
 
@@ -277,11 +371,7 @@ class ShareService:
         assert record.salt is not None and record.argon2 is not None
         max_tries = self.settings.max_password_tries
         if not password:
-            what = "message" if record.kind == "text" else "file"
-            raise PasswordRequired(
-                f"This {what} is protected. Enter the password to open it.",
-                _tries_left(record, self.settings),
-            )
+            raise PasswordRequired(kind=record.kind, tries_left=_tries_left(record, self.settings))
         encoded = self.validate_password(password)
         async with self.argon2.turn() as turn:
             reservation = await self.metadata.reserve_check(
@@ -292,12 +382,9 @@ class ShareService:
                 logs.event("destroyed", record.share_id, reason="too many wrong passwords")
                 await self._delete_blob(record.share_id)
             if reservation.outcome in ("gone", "spent"):
-                raise ShareGone(await self.metadata.gone_reason(record.share_id))
+                raise ShareGone(reason=await self.metadata.gone_reason(record.share_id))
             if reservation.outcome == "busy":
-                raise PasswordCheckBusy(
-                    "Another attempt at this password is being checked right now. "
-                    "Wait a second and try again."
-                )
+                raise PasswordCheckBusy()
             # Renewed while the hash runs, however long it takes; a worker that dies
             # mid-check stops renewing, and its try comes back when the lease lapses.
             heartbeat = start_heartbeat(
@@ -325,25 +412,17 @@ class ShareService:
         metrics.PASSWORD_CHECKS.labels("right").inc()
         return PasswordCheck(envelope, password_hash, reservation)
 
-    async def _failed_attempt(
-        self, record: ShareRecord, reservation: CheckReservation
-    ) -> ShareError:
+    async def _failed_attempt(self, record: ShareRecord, reservation: CheckReservation) -> Problem:
         """Count a wrong password and say what it cost."""
         left = await self.metadata.settle_wrong(reservation, self.settings.max_password_tries)
         logs.event("wrong_password", record.share_id, tries_left=max(0, left))
         if left < 0:
-            return ShareGone(await self.metadata.gone_reason(record.share_id))
+            return ShareGone(reason=await self.metadata.gone_reason(record.share_id))
         if left == 0:
             logs.event("destroyed", record.share_id, reason="too many wrong passwords")
             await self._delete_blob(record.share_id)
-            return ShareDestroyed(
-                "Wrong password. That was the last try: the share has been "
-                "destroyed and can no longer be opened."
-            )
-        plural = "try" if left == 1 else "tries"
-        return WrongPassword(
-            f"Wrong password. {left} {plural} left before the share is destroyed.", left
-        )
+            return ShareDestroyed()
+        return WrongPassword(tries_left=left)
 
     async def _release_quietly(self, reservation: CheckReservation) -> None:
         """Give a reserved try back; if Redis is unreachable the lease lapses on its own."""
@@ -368,10 +447,7 @@ class ShareService:
         self, token: bytes, record: ShareRecord, proof_text: str
     ) -> Envelope:
         """The envelope, opened with the Argon2 output an unlock proof carries; single use."""
-        expired = PasswordRequired(
-            "The password check has expired. Enter the password again.",
-            _tries_left(record, self.settings),
-        )
+        expired = PasswordRequired("proof_expired", tries_left=_tries_left(record, self.settings))
         try:
             ticket = crypto.decode_token(proof_text)
         except InvalidToken:
@@ -433,7 +509,7 @@ class ShareService:
         try:
             revoke_token = crypto.decode_token(revoke_text)
         except InvalidToken:
-            raise ShareNotFound("This revoke link is not valid.") from None
+            raise ShareNotFound("invalid_revoke_link") from None
         return crypto.revoke_id_for(revoke_token)
 
     # --- the blob, checked before the claim ---
@@ -483,11 +559,11 @@ class ShareService:
         the reason stored then, like every other request that lost that race.
         """
         if not await self.metadata.claim(share_id, reason="lost"):
-            return ShareGone(await self.metadata.gone_reason(share_id))
+            return ShareGone(reason=await self.metadata.gone_reason(share_id))
         log.error("share %s is lost: %s", share_id[:8], why)
         logs.event("lost", share_id, why=why)
         await self._delete_blob(share_id)
-        return ShareGone("lost")
+        return ShareGone(reason="lost")
 
     # --- destroying ---
 
@@ -515,7 +591,7 @@ class ShareService:
     async def _live_record(self, share_id: str) -> ShareRecord:
         record = await self._record(share_id)
         if record is None:
-            raise ShareGone(await self.metadata.gone_reason(share_id))
+            raise ShareGone(reason=await self.metadata.gone_reason(share_id))
         return record
 
     async def _open_envelope(
@@ -549,10 +625,7 @@ class Unlocked:
 def _store_unavailable(share_id: str, error: Exception) -> StorageUnavailable:
     """A blob store that fails to read (not a missing blob): the share stays as it is."""
     log.warning("blob store failed reading %s: %s", share_id[:8], type(error).__name__)
-    return StorageUnavailable(
-        "The file store cannot be reached right now. Nothing was used up; "
-        "please try again in a minute."
-    )
+    return StorageUnavailable()
 
 
 def _binding(record: ShareRecord) -> crypto.EnvelopeBinding:
@@ -575,308 +648,9 @@ def _share_view(record: ShareRecord, name: str | None, settings: Settings) -> Sh
     )
 
 
-class PlaintextStream:
-    """The decrypted file, in 1 MiB batches, reading the next while the last is sent.
-
-    The first batch (or, for a message, every batch) is read and verified by
-    ``prefetch`` before the share is claimed. ``aclose`` (called by Quart when the
-    response ends, completed or not) deletes the blob. If the response never starts,
-    the share is already claimed, so the janitor removes the orphaned blob on its next
-    pass.
-    """
-
-    def __init__(
-        self,
-        reader: BlobSource,
-        opener: crypto.StreamOpener,
-        blobs: BlobStore,
-        share_id: str,
-        size: int,
-    ) -> None:
-        self._reader = reader
-        self._opener = opener
-        self._blobs = blobs
-        self._share_id = share_id
-        self._size = size
-        self._ready: collections.deque[bytes] = collections.deque()
-        self._pending: asyncio.Future[bytes] | None = None
-        self._closed = False
-
-    async def prefetch(self, *, everything: bool) -> None:
-        """Decrypt the first batch, or all of them; raises ``DecryptionError`` on damage."""
-        while True:
-            self._ready.append(
-                await self._reader.process(self._opener.batch_ciphertext_bytes, self._decrypt)
-            )
-            if self._opener.finished or not everything:
-                return
-
-    def close_unclaimed(self) -> None:
-        """Let go of the blob without deleting it: the share was not claimed by us."""
-        self._closed = True
-        self._ready.clear()
-        self._reader.close()
-
-    def __aiter__(self) -> PlaintextStream:
-        return self
-
-    async def __anext__(self) -> bytes:
-        if self._ready:
-            data = self._ready.popleft()
-            if not self._ready and not self._closed and not self._opener.finished:
-                self._pending = self._read_ahead()
-            return data
-        if self._pending is None:
-            if self._closed or self._opener.finished:
-                await self.aclose()
-                raise StopAsyncIteration
-            self._pending = self._read_ahead()
-        try:
-            data = await self._pending
-        except DecryptionError:
-            # Headers are already sent: all that is left is to stop short, which the
-            # client sees as a body shorter than its Content-Length.
-            log.error("blob for share %s failed authentication mid-stream", self._share_id[:8])
-            self._pending = None
-            await self.aclose()
-            raise
-        self._pending = None if self._opener.finished else self._read_ahead()
-        return data
-
-    def _read_ahead(self) -> asyncio.Future[bytes]:
-        return asyncio.ensure_future(
-            self._reader.process(self._opener.batch_ciphertext_bytes, self._decrypt)
-        )
-
-    def _decrypt(self, ciphertext: memoryview) -> bytes:
-        if not ciphertext:
-            raise DecryptionError("blob ended early")
-        return bytes(self._opener.open(ciphertext))
-
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._ready.clear()
-        pending, self._pending = self._pending, None
-        # A read may still be under way: close and delete once it is done.
-        if pending is None or pending.done():
-            self._cleanup()
-        else:
-            pending.add_done_callback(self._cleanup)
-
-    def _cleanup(self, abandoned: asyncio.Future[bytes] | None = None) -> None:
-        if abandoned is not None and not abandoned.cancelled():
-            abandoned.exception()  # nobody will read it; retrieve so it is not logged as lost
-        self._reader.close()
-        task = asyncio.ensure_future(self._delete())
-        _BACKGROUND.add(task)
-        task.add_done_callback(_BACKGROUND.discard)
-
-    async def _delete(self) -> None:
-        try:
-            await self._blobs.delete(self._share_id, self._size)
-        except Exception:  # the janitor removes what could not be deleted now
-            log.warning("could not delete the blob of %s after download", self._share_id[:8])
-
-
-# Clean-up tasks started from callbacks, kept referenced until they finish.
-_BACKGROUND: set[asyncio.Future[None]] = set()
-
-
-class Upload:
-    """Plaintext in, sealed 1 MiB batches out to a ``.part`` file.
-
-    The event loop seals each batch inline (about 0.3 ms per MiB) and a worker
-    thread writes the previous one meanwhile, so the loop never waits on the
-    disk. Sealing in the thread was measured slower on 2 cores: the thread
-    must win the GIL back after every 64 KiB chunk while the loop is busy
-    parsing; a write gives the GIL up once for the whole batch. Reading the
-    body is pull-based (``app.http``), so a slow disk slows the client instead
-    of filling memory.
-    """
-
-    def __init__(
-        self,
-        service: ShareService,
-        token: bytes,
-        share_id: str,
-        writer: BlobSink,
-        batch_chunks: int = BATCH_CHUNKS,
-    ) -> None:
-        self._service = service
-        self._settings = service.settings
-        self._token = token
-        self.share_id = share_id
-        self._writer = writer
-        self._file_key = os.urandom(crypto.KEY_BYTES)
-        self._sealer = crypto.StreamSealer(
-            self._file_key, share_id, crypto.DEFAULT_CHUNK_SIZE, batch_chunks
-        )
-        # The input buffer grows (doubling) to one batch and then stays: an upload that
-        # sends a few bytes and stalls holds kilobytes, not the 3 MiB of a full pipeline,
-        # and a fast one reallocates only a few times at its start.
-        self._batch_bytes = self._sealer.batch_bytes
-        self._buffer = bytearray()
-        self._filled = 0
-        self._writing: asyncio.Future[None] | None = None
-        self._header_written = False
-        self._done = False
-        self.size = 0
-        # Kept alive while this process works on the upload, however slow; if the process
-        # dies, the mark lapses and the janitor may remove the .part.
-        ttl = service.upload_mark_ttl
-        self._heartbeat = start_heartbeat(
-            lambda: service.metadata.mark_uploading(share_id, ttl),
-            ttl,
-            f"the upload mark of {share_id[:8]}",
-        )
-
-    async def write(self, data: bytes | memoryview) -> None:
-        self.size += len(data)
-        if self.size > self._settings.max_upload_bytes:
-            raise UploadTooLarge(self._service.too_large_message)
-        view = memoryview(data)
-        while view:
-            # A full buffer goes out only once more data proves it is not the last.
-            if self._filled == self._batch_bytes:
-                await self._seal_batch(final=False)
-            count = min(len(view), self._batch_bytes - self._filled)
-            self._make_room(self._filled + count)
-            self._buffer[self._filled : self._filled + count] = view[:count]
-            self._filled += count
-            view = view[count:]
-
-    def _make_room(self, needed: int) -> None:
-        if needed <= len(self._buffer):
-            return
-        grown = bytearray(
-            min(self._batch_bytes, max(needed, 2 * len(self._buffer), MIN_UPLOAD_BUFFER))
-        )
-        grown[: self._filled] = self._buffer[: self._filled]
-        self._buffer = grown
-
-    @property
-    def buffered_bytes(self) -> int:
-        """Memory this upload's buffers hold now (input and sealed output)."""
-        return len(self._buffer) + self._sealer.buffered_bytes
-
-    def _stop_heartbeat(self) -> None:
-        self._heartbeat.cancel()
-
-    async def _seal_batch(self, *, final: bool) -> None:
-        # The sealer alternates two output buffers, so this batch can be sealed
-        # while the previous one is still being written.
-        sealed = self._sealer.seal(memoryview(self._buffer)[: self._filled], final=final)
-        self._filled = 0
-        await self._settle()
-        pieces: tuple[bytes | memoryview, ...] = (sealed,)
-        if not self._header_written:
-            pieces = (self._sealer.header, sealed)
-            self._header_written = True
-        if len(sealed) <= INLINE_IO_BYTES:
-            await self._writer.write(*pieces)
-        else:
-            # In flight while the next batch is received and sealed.
-            self._writing = asyncio.ensure_future(self._writer.write(*pieces))
-
-    async def _settle(self) -> None:
-        """Wait for the write in flight, re-raising what it raised."""
-        if self._writing is not None:
-            writing, self._writing = self._writing, None
-            await writing
-
-    async def finish(
-        self,
-        *,
-        kind: ShareKind,
-        name: str,
-        content_type: str,
-        password: str,
-        expires_in: int | None,
-    ) -> CreatedShare:
-        """Seal the last batch, store the blob, then write the record that makes it live."""
-        service = self._service
-        password_bytes = service.validate_password(password)
-        lifetime = service.validate_expiry(expires_in)
-        await self._seal_batch(final=True)
-        await self._settle()
-        await self._writer.commit()
-
-        salt = argon2 = password_hash = None
-        if password_bytes:
-            salt = os.urandom(SALT_BYTES)
-            assert self._settings.argon2.within_bounds  # validated with the settings
-            argon2 = self._settings.argon2
-            password_hash = await service.argon2.hash(argon2, password_bytes, salt)
-        kek = crypto.key_encryption_key(self._token, password_hash)
-        sealed = crypto.seal_envelope(
-            kek,
-            self.share_id,
-            Envelope(file_key=self._file_key, name=name, content_type=content_type),
-            crypto.EnvelopeBinding(kind, self.size, argon2),
-        )
-        # Names are cut to 255 bytes and types to plain media types before they get here,
-        # so a record is always readable back within the bounds.
-        assert len(sealed) <= MAX_SEALED_ENVELOPE_BYTES
-        now = time.time()
-        revoke_token = crypto.new_token()
-        record = ShareRecord(
-            share_id=self.share_id,
-            kind=kind,
-            size=self.size,
-            created_at=now,
-            expires_at=now + lifetime,
-            sealed_envelope=sealed,
-            salt=salt,
-            argon2=argon2,
-            revoke_id=crypto.revoke_id_for(revoke_token),
-        )
-        await service.metadata.create(record)
-        metrics.TRANSFERRED.labels("in").inc(self.size)
-        logs.event(
-            "created",
-            self.share_id,
-            kind=kind,
-            size=self.size,
-            protected=record.protected,
-            expires_in=lifetime,
-        )
-        self._done = True
-        self._stop_heartbeat()
-        return CreatedShare(
-            token=crypto.encode_token(self._token),
-            revoke_token=crypto.encode_token(revoke_token),
-            share_id=self.share_id,
-            kind=kind,
-            size=self.size,
-            protected=record.protected,
-            expires_at=record.expires_at,
-        )
-
-    async def abort(self) -> None:
-        """Remove every trace of an upload that did not finish. Safe to call twice."""
-        if self._done:
-            return
-        self._done = True
-        self._stop_heartbeat()
-        with contextlib.suppress(Exception):
-            await self._settle()  # never close the file under a write in flight
-        # The .part, or the .blob if the record was what failed to be written.
-        await self._writer.discard()
-        try:
-            await self._service.metadata.clear_uploading(self.share_id)
-        except Exception:
-            log.warning(
-                "could not clear the upload mark of %s; it expires on its own", self.share_id[:8]
-            )
-
-
 def _parse_token(token_text: str) -> tuple[bytes, str]:
     try:
         token = crypto.decode_token(token_text)
     except InvalidToken:
-        raise ShareNotFound(
-            "This link is not valid. Check that it was copied completely."
-        ) from None
+        raise ShareNotFound("invalid_link") from None
     return token, crypto.share_id_for(token)

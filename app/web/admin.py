@@ -17,8 +17,9 @@ from quart import Blueprint, Response, abort, request, url_for
 from quart_auth import current_user, logout_user
 
 from ..domain.stats import SortKey
+from ..errors import CrossSiteRequest
 from .extension import services
-from .guards import CrossSiteRequest
+from .guards import takes_body
 from .ratelimit import limited
 from .responses import is_htmx, no_store, page, redirect_to
 from .streaming import StreamingRequest
@@ -47,10 +48,7 @@ async def require_admin() -> Response | None:
     if request.method == "POST":
         form = await request.form
         if not admin.csrf_valid(current_user.auth_id, form.get("csrf")):
-            raise CrossSiteRequest(
-                "This form has expired or did not come from this site. "
-                "Reload the page and try again."
-            )
+            raise CrossSiteRequest("admin_form_refused")
     return None
 
 
@@ -101,6 +99,7 @@ async def shares() -> Response:
 
 @blueprint.post("/shares/<share_id>/revoke")
 @limited("admin")
+@takes_body
 async def revoke_share(share_id: str) -> Response:
     if not SHARE_ID.fullmatch(share_id):
         abort(404)
@@ -163,6 +162,7 @@ async def chart() -> Response:
 
 @blueprint.post("/logout-everywhere")
 @limited("admin")
+@takes_body
 async def logout_everywhere() -> Response:
     await services().admin.close_all_sessions()
     logout_user()

@@ -8,8 +8,9 @@ from quart import Blueprint, Response, abort, request, url_for
 from quart_auth import AuthUser, QuartAuth, current_user, login_user, logout_user
 
 from ..config import Settings
+from ..errors import CrossSiteRequest
 from .extension import services
-from .guards import CrossSiteRequest
+from .guards import takes_body
 from .ratelimit import limited
 from .responses import no_store, page, redirect_to
 
@@ -65,6 +66,7 @@ async def login_page() -> Response:
 
 @blueprint.post("/login")
 @limited("login")
+@takes_body
 async def login() -> Response:
     form = await request.form
     user = form.get("user", "")[:256]
@@ -78,11 +80,12 @@ async def login() -> Response:
 
 @blueprint.post("/logout")
 @limited("admin")
+@takes_body
 async def logout() -> Response:
     form = await request.form
     admin = services().admin
     if not admin.csrf_valid(current_user.auth_id, form.get("csrf")):
-        raise CrossSiteRequest("This form has expired. Reload the page and try again.")
+        raise CrossSiteRequest("form_expired")
     await admin.close_session(current_user.auth_id)
     logout_user()
     return redirect_to(url_for("auth.login_page"))

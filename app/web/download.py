@@ -12,6 +12,8 @@ from ..errors import PasswordCheckBusy, PasswordRequired, ShareDestroyed
 from .errors import with_retry_after
 from .extension import services
 from .filenames import content_disposition
+from .guards import takes_body
+from .messages import message
 from .ratelimit import limited
 from .responses import is_htmx, no_store, page, wants_json
 
@@ -39,6 +41,7 @@ async def status(token: str) -> Response:
 
 @blueprint.post("/d/<token>/unlock")
 @limited("download")
+@takes_body
 async def unlock(token: str) -> Response:
     """Check a file's password without consuming it, then hand over a ready download form.
 
@@ -59,6 +62,7 @@ async def unlock(token: str) -> Response:
 
 @blueprint.post("/d/<token>")
 @limited("download")
+@takes_body
 async def download(token: str) -> Response:
     form = await request.form
     shares = services().shares
@@ -67,7 +71,7 @@ async def download(token: str) -> Response:
     except PASSWORD_PROBLEMS as error:
         return await _password_problem(token, error)
     if result.kind == "text":
-        return no_store(await page("reveal.html", text=await shares.read_text(result)))
+        return no_store(await page("reveal.html", text=await result.read_text()))
     response = Response(
         result.chunks,
         status=200,
@@ -78,7 +82,7 @@ async def download(token: str) -> Response:
             "X-Content-Type-Options": "nosniff",
         },
     )
-    # Idle timeouts guard the transfer instead of a total deadline (see app.http).
+    # Idle timeouts guard the transfer instead of a total deadline (see web/streaming.py).
     response.timeout = None
     return no_store(response)
 
@@ -103,12 +107,12 @@ async def _password_form(token: str, error: PasswordRequired | PasswordCheckBusy
                 error.status,
                 share=share,
                 token=token,
-                error=error.message,
+                error=message(error),
                 now=time.time(),
             )
         )
     response = await page(
-        "partials/password_form.html", error.status, share=share, token=token, error=error.message
+        "partials/password_form.html", error.status, share=share, token=token, error=message(error)
     )
     # Success replaces the whole panel; a password problem only the form.
     response.headers["HX-Retarget"] = "#password-panel"

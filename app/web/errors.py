@@ -13,16 +13,22 @@ from quart_rate_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from .. import logs
-from ..errors import ServiceUnavailable, ShareError, ShareGone
+from ..errors import PasswordRequired, Problem, ServiceUnavailable, ShareGone
 from .extension import services
+from .messages import (
+    HTTP_ERRORS,
+    RATE_LIMITED_TITLE,
+    UNEXPECTED_MESSAGE,
+    UNEXPECTED_TITLE,
+    message,
+    rate_limited_message,
+    title,
+)
 from .responses import is_htmx, json_response, no_store, page, wants_json
 
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("errors", __name__)
-
-UNEXPECTED_TITLE = "Something went wrong"
-UNEXPECTED_MESSAGE = "The server hit an unexpected problem. Nothing was shared; please try again."
 
 
 class Application(Quart):
@@ -81,18 +87,6 @@ def bare_internal_error() -> Response:
     return no_store(response)
 
 
-# Human words for the framework's own errors (unknown URL, wrong method, ...).
-HTTP_MESSAGES: dict[int, tuple[str, str]] = {
-    400: ("Bad request", "The request could not be understood."),
-    404: ("Page not found", "There is nothing at this address."),
-    405: ("Method not allowed", "This address does not accept that kind of request."),
-    408: ("Too slow", "The upload stalled for too long and was cancelled. Please try again."),
-    413: ("Too large", "The request is larger than this server accepts."),
-    414: ("Address too long", "The address is longer than this server accepts."),
-    431: ("Headers too large", "The request headers are larger than this server accepts."),
-}
-
-
 async def render_error(
     status: int, code: str, title: str, message: str, **extra: object
 ) -> Response:
@@ -109,21 +103,20 @@ async def render_error(
     return no_store(response)
 
 
-@blueprint.app_errorhandler(ShareError)
-async def share_error(error: ShareError) -> Response:
+@blueprint.app_errorhandler(Problem)
+async def problem(error: Problem) -> Response:
     extra: dict[str, object] = {}
     if isinstance(error, ShareGone):
         extra["reason"] = error.reason
-    tries_left = getattr(error, "tries_left", None)
-    if tries_left is not None:
-        extra["tries_left"] = tries_left
+    if isinstance(error, PasswordRequired):
+        extra["tries_left"] = error.tries_left
     if error.retry_after is not None and error.status == 429:
         extra["retry_after"] = error.retry_after  # as the rate limiter's 429s have it
-    response = await render_error(error.status, error.code, error.title, error.message, **extra)
+    response = await render_error(error.status, error.code, title(error), message(error), **extra)
     return with_retry_after(response, error)
 
 
-def with_retry_after(response: Response, error: ShareError) -> Response:
+def with_retry_after(response: Response, error: Problem) -> Response:
     if error.retry_after is not None:
         response.headers["Retry-After"] = str(error.retry_after)
     return response
@@ -135,8 +128,8 @@ async def rate_limited(error: RateLimitExceeded) -> Response:
     response = await render_error(
         429,
         "rate_limited",
-        "Too many requests",
-        f"You are going a bit fast. Please wait {error.retry_after} s and try again.",
+        RATE_LIMITED_TITLE,
+        rate_limited_message(error.retry_after),
         retry_after=error.retry_after,
     )
     response.headers["Retry-After"] = str(error.retry_after)
@@ -155,8 +148,8 @@ async def count_quietly(counter: str, event: str) -> None:
 @blueprint.app_errorhandler(HTTPException)
 async def http_error(error: HTTPException) -> Response:
     status = error.code or 500
-    title, message = HTTP_MESSAGES.get(status, (error.name, error.description or error.name))
-    response = await render_error(status, error.name.lower().replace(" ", "_"), title, message)
+    heading, words = HTTP_ERRORS.get(status, (error.name, error.description or error.name))
+    response = await render_error(status, error.name.lower().replace(" ", "_"), heading, words)
     if isinstance(error, MethodNotAllowed) and error.valid_methods:
         response.headers["Allow"] = ", ".join(sorted(error.valid_methods))
     return response
@@ -167,11 +160,7 @@ async def http_error(error: HTTPException) -> Response:
 @blueprint.app_errorhandler(redis.exceptions.BusyLoadingError)
 async def redis_down(error: Exception) -> Response:
     log.error("Redis is unavailable: %s", type(error).__name__)
-    unavailable = ServiceUnavailable(
-        "The service cannot reach its database right now. Nothing "
-        "was changed; please try again in a minute."
-    )
-    return await share_error(unavailable)
+    return await problem(ServiceUnavailable("database_unreachable"))
 
 
 @blueprint.app_errorhandler(Exception)

@@ -1,78 +1,49 @@
 """Checks every request passes before it reaches a route (and before it counts against a
 rate limit): command-line clients on download links, cross-site form posts, bodies where
 none belong, over-long addresses. And the cap on upload requests in flight per client,
-which the upload routes take before reading a body."""
+which the upload routes take before reading a body. A route that reads a body says so
+with ``@takes_body``. The refusals are Problems (``errors.py``), their words in
+``messages.py``."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from quart import Quart, Response, request
 
 from ..config import Settings
-from ..errors import ShareError
+from ..errors import (
+    AddressTooLong,
+    BodyNotAllowed,
+    CrossSiteRequest,
+    HeadersTooLarge,
+    UploadsInFlight,
+)
 from .clients import client_key
 from .errors import count_quietly
 from .extension import services
+from .messages import COMMAND_LINE_REFUSED
 
-# Routes that read a request body; every other route refuses one.
-BODY_ENDPOINTS = frozenset(
-    {
-        "upload.create_share",
-        "download.download",
-        "download.unlock",
-        "auth.login",
-        "admin.revoke_share",
-        "admin.logout_everywhere",
-        "auth.logout",
-    }
-)
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Set on the view functions that read a request body; every other route refuses one.
+TAKES_BODY_ATTRIBUTE = "_ots_takes_body"
 CLI_ENDPOINTS_PREFIX = "download."
 MAX_PATH_BYTES = 2048
 # Hypercorn refuses a request head over 16 KiB only while it is still arriving in
 # pieces; one that arrives whole is passed on, so the app checks the total too.
 MAX_HEADER_BYTES = 16 * 1024
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-CLI_MESSAGE = (
-    "This one-time link must be opened in a web browser.\n"
-    "Command-line downloads are blocked on purpose: a preview, a script or a scanner\n"
-    "could otherwise use up the link before the person it was meant for.\n"
-    "Open the link in a browser to see the file and download it there.\n"
-)
 
 
-class CrossSiteRequest(ShareError):
-    status = 403
-    code = "cross_site"
-    title = "Request refused"
-
-
-class BodyNotAllowed(ShareError):
-    status = 400
-    code = "unexpected_body"
-    title = "Unexpected request body"
-
-
-class HeadersTooLarge(ShareError):
-    status = 431
-    code = "headers_too_large"
-    title = "Headers too large"
-
-
-class AddressTooLong(ShareError):
-    status = 414
-    code = "uri_too_long"
-    title = "Address too long"
-
-
-class UploadsInFlight(ShareError):
-    status = 429
-    code = "uploads_in_flight"
-    title = "Too many uploads at once"
-    # Nothing says when another upload ends; a script may look again soon.
-    retry_after = 5
+def takes_body(view: F) -> F:
+    """Declare that a route reads a request body (a form or an upload); the gateway
+    refuses a body on every route that does not say so."""
+    setattr(view, TAKES_BODY_ATTRIBUTE, True)
+    return view
 
 
 @contextlib.asynccontextmanager
@@ -90,10 +61,7 @@ async def upload_request_in_flight() -> AsyncIterator[None]:
     async with slots.hold(client_key()) as held:
         if not held:
             await count_quietly("rate_limited", "rate_limited")
-            raise UploadsInFlight(
-                f"{slots.per_client} uploads from your address are already in progress. "
-                "Wait until one of them has finished, then send this one again."
-            )
+            raise UploadsInFlight(per_client=slots.per_client)
         yield
 
 
@@ -113,7 +81,9 @@ def install(app: Quart, settings: Settings) -> None:
         if user_agent and not any(agent in user_agent for agent in agents):
             return None
         await count_quietly("cli_blocked", "blocked")
-        response = Response(CLI_MESSAGE, status=406, content_type="text/plain; charset=utf-8")
+        response = Response(
+            COMMAND_LINE_REFUSED, status=406, content_type="text/plain; charset=utf-8"
+        )
         response.headers["Cache-Control"] = "no-store"
         return response
 
@@ -121,16 +91,18 @@ def install(app: Quart, settings: Settings) -> None:
     async def check_request_shape() -> None:
         header_bytes = sum(len(name) + len(value) for name, value in request.scope["headers"])
         if header_bytes > MAX_HEADER_BYTES:
-            raise HeadersTooLarge(f"Request headers here are at most {MAX_HEADER_BYTES} bytes.")
+            raise HeadersTooLarge(limit_bytes=MAX_HEADER_BYTES)
         if len(request.scope.get("raw_path", b"")) > MAX_PATH_BYTES:
-            raise AddressTooLong(f"Addresses here are at most {MAX_PATH_BYTES} bytes long.")
-        if request.endpoint not in BODY_ENDPOINTS and _carries_body():
-            raise BodyNotAllowed("This address does not take a request body.")
+            raise AddressTooLong(limit_bytes=MAX_PATH_BYTES)
+        if not _takes_body(app) and _carries_body():
+            raise BodyNotAllowed()
         if request.method not in SAFE_METHODS and not _same_origin(settings):
-            raise CrossSiteRequest(
-                "This form was sent from another site, so it was refused. "
-                "Open the page on this site and try again."
-            )
+            raise CrossSiteRequest()
+
+
+def _takes_body(app: Quart) -> bool:
+    view = app.view_functions.get(request.endpoint or "")
+    return bool(getattr(view, TAKES_BODY_ATTRIBUTE, False))
 
 
 def _carries_body() -> bool:

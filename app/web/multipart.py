@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from ..errors import InvalidInput, MalformedRequest, ShareError
+from ..errors import InvalidInput, MalformedRequest, Problem
 
 MAX_PARTS = 16
 # Room for a 10,000-byte file name (names are cut to 255 bytes once read).
@@ -54,12 +54,9 @@ def boundary_of(content_type: str | None) -> bytes:
     media_type, options = parse_options_header(content_type or "")
     boundary = options.get(b"boundary")
     if media_type != b"multipart/form-data" or not boundary:
-        raise MalformedRequest(
-            "Send the upload as multipart/form-data (an HTML form with "
-            'enctype="multipart/form-data", or curl -F).'
-        )
+        raise MalformedRequest("not_multipart")
     if len(boundary) > 70:
-        raise MalformedRequest("The multipart boundary is longer than 70 characters.")
+        raise MalformedRequest("boundary_too_long")
     return boundary
 
 
@@ -94,7 +91,7 @@ class _Collector:
     def part_begin(self) -> None:
         self._parts += 1
         if self._parts > MAX_PARTS:
-            raise MalformedRequest(f"The form has more than {MAX_PARTS} parts.")
+            raise MalformedRequest("too_many_parts", limit=MAX_PARTS)
         self._headers = {}
         self._in_file = False
 
@@ -108,7 +105,7 @@ class _Collector:
 
     def _check_header_size(self) -> None:
         if len(self._header_field) + len(self._header_value) > MAX_PART_HEADER_BYTES:
-            raise MalformedRequest("A form part has an over-long header.")
+            raise MalformedRequest("part_header_too_long")
 
     def header_end(self) -> None:
         name = self._header_field.decode("latin-1").strip().lower()
@@ -121,7 +118,7 @@ class _Collector:
             self._headers.get("content-disposition", b"").decode("latin-1")
         )
         if disposition != b"form-data" or b"name" not in options:
-            raise MalformedRequest("A form part lacks a Content-Disposition with a name.")
+            raise MalformedRequest("part_without_name")
         name = _utf8(options[b"name"])
         if b"filename" in options:
             self._in_file = True
@@ -139,8 +136,7 @@ class _Collector:
         self._field_value += data[start:end]
         if len(self._field_value) > self._field_limit:
             raise InvalidInput(
-                f"The form field \u201c{self._field_name[:40]}\u201d is longer "
-                f"than {self._field_limit} bytes."
+                "field_too_long", field=self._field_name[:40], limit_bytes=self._field_limit
             )
 
     def part_end(self) -> None:
@@ -157,7 +153,7 @@ def _utf8(raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise MalformedRequest("Form names and values must be UTF-8.") from None
+        raise MalformedRequest("not_utf8") from None
 
 
 async def read_form(
@@ -177,12 +173,12 @@ async def read_form(
     async for piece in body:
         if collector.ended:
             continue  # the epilogue after the closing boundary carries nothing
-        failure: ShareError | None = None
+        failure: Problem | None = None
         try:
             parser.write(piece)
         except FormParserError:
-            failure = MalformedRequest("The multipart body is malformed.")
-        except ShareError as error:
+            failure = MalformedRequest("malformed_body")
+        except Problem as error:
             failure = error
         # Fields parsed before a failure in the same piece still reach the caller,
         # which shows them again in the form next to the error.
@@ -192,4 +188,4 @@ async def read_form(
         if failure is not None:
             raise failure
     if not collector.ended:
-        raise MalformedRequest("The multipart body ended before its closing boundary.")
+        raise MalformedRequest("body_ended_early")

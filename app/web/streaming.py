@@ -29,7 +29,6 @@ from quart.wrappers.request import Body
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge, RequestTimeout
 
 from ..errors import UploadTooSlow
-from ..formatting import human_bytes
 
 DEFAULT_BODY_LIMIT = 64 * 1024
 SMALL_SEND_BYTES = 64 * 1024
@@ -200,11 +199,7 @@ class StreamingBody(Body):
                 task.uncancel()
             self._finish()
             if fired == "slow":
-                raise UploadTooSlow(
-                    "The upload arrived too slowly (under "
-                    f"{human_bytes(int(self._idle.min_rate))}/s on average), so it was "
-                    "cancelled and nothing was kept. Please try again on a faster connection."
-                ) from None
+                raise UploadTooSlow(min_rate_bytes=int(self._idle.min_rate)) from None
             raise RequestTimeout() from None
         finally:
             self._idle.end()

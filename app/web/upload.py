@@ -8,9 +8,10 @@ from typing import cast
 from quart import Blueprint, Response, abort, request
 
 from ..domain.progress import read_progress, valid_upload_id
-from ..errors import ShareError
+from ..errors import Problem
 from .extension import services
-from .guards import upload_request_in_flight
+from .guards import takes_body, upload_request_in_flight
+from .messages import message, recorded_sentence
 from .pages import share_form
 from .ratelimit import limited
 from .responses import json_response, no_store, page, wants_json
@@ -23,6 +24,7 @@ blueprint = Blueprint("upload", __name__)
 
 @blueprint.post("/upload")
 @limited("upload")
+@takes_body
 async def create_share() -> Response:
     # Taken before a byte of the body is read: beyond the cap, 429 at once.
     async with upload_request_in_flight():
@@ -33,18 +35,19 @@ async def _create_share() -> Response:
     form = UploadForm()
     try:
         created = await receive_upload(cast(StreamingRequest, request), services().shares, form)
-    except ShareError as error:
+    except Problem as error:
         if wants_json():
             raise
         # Show the form again, as filled in, with what went wrong (files must be re-chosen).
-        mode = "text" if form.text is not None else form.mode
+        draft = form.draft
+        mode = "text" if draft.text is not None else form.mode
         return no_store(
             await share_form(
                 mode,
                 status=error.status,
-                error=error.message,
-                expires_in=form.expires_in,
-                text=form.text or "",
+                error=message(error),
+                expires_in=draft.expires_in,
+                text=draft.text or "",
             )
         )
     url = share_url(created.token)
@@ -83,4 +86,12 @@ async def upload_progress(upload_id: str) -> Response:
     if not valid_upload_id(upload_id):
         abort(404)
     progress = await read_progress(services().metadata, upload_id)
-    return no_store(await page("upload_status.html", progress=progress, upload_id=upload_id))
+    failure = progress.failure
+    return no_store(
+        await page(
+            "upload_status.html",
+            progress=progress,
+            upload_id=upload_id,
+            failure=recorded_sentence(failure.key, failure.params) if failure else None,
+        )
+    )

@@ -1,52 +1,55 @@
-"""Reads the upload form as a stream and feeds the file (or text) into a share as it arrives."""
+"""Reads the upload form as a stream and hands it to the share service part by part.
+
+The multipart body becomes the parts the domain reads (``domain/uploads.py``): the
+small fields by name, and the file with its bytes as they arrive. Everything else
+(checking the fields, the progress phases, cleaning up) is the share service's.
+"""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+import contextlib
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
 
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..domain.progress import ProgressRecorder, valid_upload_id
-from ..domain.shares import CreatedShare, ShareService, Upload
-from ..errors import InvalidInput, MalformedRequest, ShareError, UploadTooLarge
-from .filenames import clean_content_type, clean_filename
-from .multipart import (
-    Field,
-    FileData,
-    FileEnd,
-    FileStart,
-    FormEvent,
-    boundary_of,
-    read_form,
+from ..config import Settings
+from ..domain.shares import ShareService
+from ..domain.uploads import (
+    CreatedShare,
+    Expiry,
+    IncomingFile,
+    Password,
+    ProgressId,
+    ShareDraft,
+    StrayFile,
+    Text,
+    UploadPart,
 )
+from ..errors import MalformedRequest
+from .filenames import clean_content_type, clean_filename
+from .multipart import Field, FileData, FileEnd, FileStart, FormEvent, boundary_of, read_form
 from .streaming import StreamingRequest
 
 FILE_FIELD = "file"
 TEXT_FIELD = "text"
-TEXT_NAME = "message.txt"
-TEXT_TYPE = "text/plain; charset=utf-8"
-ONE_FILE_MESSAGE = "Send exactly one file, in the field named \u201cfile\u201d."
+# The form's small fields, and what each is to the share.
+SMALL_FIELDS: dict[str, type[Password | Expiry | Text | ProgressId]] = {
+    "password": Password,
+    "expires_in": Expiry,
+    TEXT_FIELD: Text,
+    "upload_id": ProgressId,
+}
+MODES = frozenset({"file", "text"})
 
 
 @dataclass
 class UploadForm:
-    """The small fields, kept so a refused form can be shown again as it was filled in."""
+    """What a refused form is shown again with: the choices the service accepted, and
+    which of the form's two modes was open."""
 
-    password: str = ""
-    expires_in: int | None = None
-    text: str | None = None
-    upload_id: str | None = None
+    draft: ShareDraft = field(default_factory=ShareDraft)
     mode: str = "file"
-
-
-@dataclass
-class _FilePart:
-    name: str
-    content_type: str
-    upload: Upload
-    complete: bool = False
 
 
 async def receive_upload(
@@ -57,124 +60,86 @@ async def receive_upload(
     ``form`` is filled in as fields arrive, for the caller to re-render on error.
     """
     if request.content_length is not None and request.content_length > shares.max_request_bytes:
-        raise UploadTooLarge(shares.too_large_message)
+        raise shares.too_large()
     boundary = boundary_of(request.headers.get("Content-Type"))
     request.body.limit = shares.max_request_bytes
-    settings = shares.settings
-    # Passwords a little over their limit are read whole and refused by validation, so the
-    # rest of the form still gets read and shown again; far over it, the parser stops.
-    field_limits = {
-        "password": 4 * settings.max_password_bytes,
-        TEXT_FIELD: settings.max_text_bytes,
-    }
-    file: _FilePart | None = None
-    progress: ProgressRecorder | None = None
-    # A refused small field does not stop the reading of the other small fields, so
-    # the form can be shown again as it was filled in; a file is never read after it.
-    problem: InvalidInput | None = None
-    try:
-        async for event in _form_events(request, boundary, field_limits, shares):
-            if isinstance(event, Field):
-                try:
-                    _take_field(form, event, shares)
-                except InvalidInput as error:
-                    problem = problem or error
-                if event.name == "upload_id" and form.upload_id:
-                    progress = ProgressRecorder(
-                        shares.metadata, form.upload_id, request.content_length
-                    )
-                    await progress.phase("receiving", received=0)
-            elif isinstance(event, FileStart):
-                if problem is not None:
-                    raise problem
-                if event.field_name != FILE_FIELD or file is not None:
-                    raise InvalidInput(ONE_FILE_MESSAGE)
-                if not event.filename:
-                    continue  # a file input left empty; the text field may carry the share
-                file = _FilePart(
-                    clean_filename(event.filename),
-                    clean_content_type(event.content_type),
-                    await shares.begin_upload(request.content_length),
-                )
-            elif isinstance(event, FileData) and file is not None:
-                await file.upload.write(event.data)
-                if progress is not None:
-                    await progress.received(file.upload.size)
-            elif isinstance(event, FileEnd) and file is not None:
-                file.complete = True
-        if problem is not None:
-            raise problem
-        if progress is not None:
-            await progress.phase("securing", received=request.body.received)
-        created = await _finish(form, file, shares)
-        if progress is not None:
-            await progress.phase("stored", received=request.body.received)
-        return created
-    except BaseException as error:
-        if file is not None:
-            # Shielded: a cancelled request (client gone, server stopping) must
-            # still remove its partial file and upload mark.
-            await asyncio.shield(file.upload.abort())
-        if progress is not None and isinstance(error, ShareError):
-            await asyncio.shield(progress.phase("failed", message=error.message))
-        raise
+    return await shares.create(FormUpload(request, boundary, shares, form), form.draft)
 
 
-async def _form_events(
-    request: StreamingRequest, boundary: bytes, field_limits: dict[str, int], shares: ShareService
-) -> AsyncIterator[FormEvent]:
-    try:
-        async for event in read_form(request.body, boundary, field_limits=field_limits):
-            yield event
-    except RequestEntityTooLarge:
-        # The body limit (file plus form overhead) can trip before the file count does.
-        raise UploadTooLarge(shares.too_large_message) from None
+class FormUpload:
+    """A multipart upload body, as the share service reads it (an ``UploadSource``)."""
 
+    def __init__(
+        self, request: StreamingRequest, boundary: bytes, shares: ShareService, form: UploadForm
+    ) -> None:
+        self._request = request
+        self._boundary = boundary
+        self._shares = shares
+        self._form = form
+        self._field_limits = _field_limits(shares.settings)
 
-async def _finish(form: UploadForm, file: _FilePart | None, shares: ShareService) -> CreatedShare:
-    if file is not None and form.text:
-        raise InvalidInput("Send either a file or a text message, not both.")
-    if file is not None:
-        if not file.complete:
-            raise MalformedRequest("The file part ended early.")
-        return await file.upload.finish(
-            kind="file",
-            name=file.name,
-            content_type=file.content_type,
-            password=form.password,
-            expires_in=form.expires_in,
-        )
-    if form.text:
-        upload = await shares.begin_upload(len(form.text))
+    @property
+    def declared_bytes(self) -> int | None:
+        return self._request.content_length
+
+    @property
+    def received_bytes(self) -> int:
+        return self._request.body.received
+
+    async def parts(self) -> AsyncGenerator[UploadPart, None]:
+        async with contextlib.aclosing(self._events()) as events:
+            async for event in events:
+                if isinstance(event, Field):
+                    part = self._small_field(event)
+                    if part is not None:
+                        yield part
+                elif isinstance(event, FileStart):
+                    if event.field_name != FILE_FIELD:
+                        yield StrayFile()
+                        continue
+                    # No name at all: a file input left empty (a cleaned name never is).
+                    name = clean_filename(event.filename) if event.filename else ""
+                    async with contextlib.aclosing(_file_data(events)) as chunks:
+                        yield IncomingFile(name, clean_content_type(event.content_type), chunks)
+                        # Whatever of the file the service did not read (an empty input).
+                        async for _ in chunks:
+                            pass
+
+    def _small_field(self, event: Field) -> UploadPart | None:
+        if event.name == "mode":
+            if event.value in MODES:
+                self._form.mode = event.value
+            return None
+        kind = SMALL_FIELDS.get(event.name)
+        if kind is None:
+            return None
+        if kind is Text:
+            # Browsers send line breaks as CRLF; the recipient should get what was typed.
+            return Text(event.value.replace("\r\n", "\n"))
+        return kind(event.value)
+
+    async def _events(self) -> AsyncGenerator[FormEvent, None]:
         try:
-            await upload.write(form.text.encode("utf-8"))
-            return await upload.finish(
-                kind="text",
-                name=TEXT_NAME,
-                content_type=TEXT_TYPE,
-                password=form.password,
-                expires_in=form.expires_in,
-            )
-        except BaseException:
-            await asyncio.shield(upload.abort())
-            raise
-    raise InvalidInput("Choose a file or write a message to share.")
+            async for event in read_form(
+                self._request.body, self._boundary, field_limits=self._field_limits
+            ):
+                yield event
+        except RequestEntityTooLarge:
+            # The body limit (file plus form overhead) can trip before the file count does.
+            raise self._shares.too_large() from None
 
 
-def _take_field(form: UploadForm, field: Field, shares: ShareService) -> None:
-    """Check small fields as soon as they arrive, so a bad form fails before the file."""
-    if field.name == "password":
-        shares.validate_password(field.value)
-        form.password = field.value
-    elif field.name == "expires_in":
-        try:
-            form.expires_in = shares.validate_expiry(int(field.value))
-        except ValueError:
-            raise InvalidInput("Choose one of the offered expiry times.") from None
-    elif field.name == TEXT_FIELD:
-        # Browsers send line breaks as CRLF; the recipient should get what was typed.
-        form.text = field.value.replace("\r\n", "\n")
-    elif field.name == "mode" and field.value in {"file", "text"}:
-        form.mode = field.value
-    elif field.name == "upload_id" and valid_upload_id(field.value):
-        form.upload_id = field.value
+def _field_limits(settings: Settings) -> dict[str, int]:
+    # Passwords a little over their limit are read whole and refused by the service, so
+    # the rest of the form still gets read and shown again; far over it, the parser stops.
+    return {"password": 4 * settings.max_password_bytes, TEXT_FIELD: settings.max_text_bytes}
+
+
+async def _file_data(events: AsyncGenerator[FormEvent, None]) -> AsyncGenerator[memoryview, None]:
+    """The data of the file part that just started, up to its end."""
+    async for event in events:
+        if isinstance(event, FileData):
+            yield event.data
+        elif isinstance(event, FileEnd):
+            return
+    raise MalformedRequest("file_ended_early")

@@ -26,6 +26,7 @@ from quart.typing import TestClientProtocol as QuartClient
 
 from onetimeshare.domain import crypto
 from tests.helpers import JSON, share_keys, token_path, upload
+from tests.sealing import seal_bytes
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 BIG = 3 * 1024 * 1024 + 17  # several 1 MiB batches
@@ -227,7 +228,7 @@ async def test_shares_written_before_the_envelope_binding_still_download(
     share_id = crypto.share_id_for(token)
     file_key = os.urandom(32)
     blob_dir.mkdir(parents=True, exist_ok=True)
-    (blob_dir / f"{share_id}.blob").write_bytes(crypto.seal_bytes(file_key, share_id, data))
+    (blob_dir / f"{share_id}.blob").write_bytes(seal_bytes(file_key, share_id, data))
     payload = json.dumps(
         {"k": base64.b64encode(file_key).decode(), "n": "old.txt", "t": "text/plain"}
     ).encode()

@@ -14,6 +14,7 @@ from quart.typing import TestClientProtocol as QuartClient
 from onetimeshare.config import Settings, parse_limits
 from onetimeshare.web.app import create_app
 from onetimeshare.web.clients import ClientKeys
+from onetimeshare.web.guards import SAFE_METHODS, TAKES_BODY_ATTRIBUTE
 from onetimeshare.web.security import CONTENT_SECURITY_POLICY
 from tests.helpers import JSON, multipart, share_keys, token_path, upload
 
@@ -135,6 +136,41 @@ async def test_cross_site_posts_are_refused(
     refused = await client.post(token_path(share), headers={**headers, **JSON})
     assert refused.status_code == 403
     assert await (await client.post(token_path(share))).get_data() == b"kept"
+
+
+def test_the_routes_that_read_a_body_say_so_and_no_other_does(app: Quart) -> None:
+    """Every route that reads a form or an upload is marked ``@takes_body``; the gateway
+    refuses a body everywhere else, so a route that forgets the mark cannot take one."""
+    marked = {
+        rule.rule
+        for rule in app.url_map.iter_rules()
+        if getattr(app.view_functions[rule.endpoint], TAKES_BODY_ATTRIBUTE, False)
+    }
+    assert marked == {
+        "/upload",
+        "/d/<token>",
+        "/d/<token>/unlock",
+        "/auth/login",
+        "/auth/logout",
+        "/admin/shares/<share_id>/revoke",
+        "/admin/logout-everywhere",
+    }
+    changing = {
+        rule.rule for rule in app.url_map.iter_rules() if set(rule.methods or ()) - SAFE_METHODS
+    }
+    # The revoke link's form carries nothing: its token is in the address.
+    assert changing - marked == {"/r/<revoke_token>"}
+
+
+async def test_a_body_on_a_route_that_takes_none_is_400(client: QuartClient) -> None:
+    share = await upload(client, b"kept")
+    revoke = "/r/" + share["revoke_url"].rsplit("/r/", 1)[1]
+    response = await client.post(
+        revoke, data="a=b", headers={**FORM, **JSON, "Content-Length": "3"}
+    )
+    assert response.status_code == 400
+    assert (await response.get_json())["code"] == "unexpected_body"
+    assert (await client.get(token_path(share))).status_code == 200, "the share was revoked"
 
 
 @pytest.mark.parametrize(

@@ -239,3 +239,48 @@ async def test_client_disconnect_mid_upload_leaves_nothing(
         await connection.disconnect()
     assert stored_files(blob_dir) == []
     assert share_keys(redis_client) == []
+
+
+# A file limit far below the text limit: a text is held to the text limit alone.
+SMALL_FILES = {"max_upload_bytes": 1024, "max_text_bytes": 200_000}
+
+
+@pytest.mark.parametrize("size", [2_000, 150_000])  # past the file limit; past it + the form
+async def test_a_text_larger_than_the_file_limit_is_a_valid_share(
+    settings: Settings, size: int
+) -> None:
+    import dataclasses
+
+    from tests.helpers import running_app
+
+    text = ("A line of a long secret.\n" * (size // 25 + 1))[:size]
+    async with running_app(dataclasses.replace(settings, **SMALL_FILES)) as application:
+        client = application.test_client()
+        body, headers = multipart({"text": text})
+        response = await client.post("/upload", data=body, headers={**headers, **JSON})
+        assert response.status_code == 201, await response.get_data(as_text=True)
+        share = await response.get_json()
+        assert share["size"] == size
+        revealed = await client.post(token_path(share))
+        assert revealed.status_code == 200
+        assert text in await revealed.get_data(as_text=True)
+
+
+async def test_a_text_over_the_text_limit_is_422_with_the_text_message(
+    settings: Settings, blob_dir: Path, redis_client: redis.Redis
+) -> None:
+    import dataclasses
+
+    from tests.helpers import running_app
+
+    async with running_app(dataclasses.replace(settings, **SMALL_FILES)) as application:
+        body, headers = multipart({"text": "x" * 210_000})
+        response = await application.test_client().post(
+            "/upload", data=body, headers={**headers, **JSON}
+        )
+    assert response.status_code == 422
+    error = await response.get_json()
+    assert error["code"] == "invalid_input"
+    assert "“text” is longer than 200000 bytes" in error["error"]
+    assert stored_files(blob_dir) == []
+    assert share_keys(redis_client) == []

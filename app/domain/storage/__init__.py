@@ -23,10 +23,6 @@ from typing import Literal, Protocol, TypeVar
 T = TypeVar("T")
 PART_SUFFIX = ".part"
 BLOB_SUFFIX = ".blob"
-DISK_FULL_MESSAGE = (
-    "The server is low on disk space and cannot take this file now. "
-    "Try again later or send a smaller file."
-)
 NAME_PATTERN = re.compile(r"([0-9a-f]{32})(\.part|\.blob)")
 
 # File work on small shares runs on the event loop: for files up to this size,

@@ -13,7 +13,6 @@ from typing import Literal, TypeVar
 from ...errors import StorageFull
 from . import (
     BLOB_SUFFIX,
-    DISK_FULL_MESSAGE,
     NAME_PATTERN,
     PART_SUFFIX,
     StoredBlob,
@@ -49,7 +48,7 @@ class _PartFile:
                     # Out of space, over a quota or over the file size limit: all mean
                     # there is no room for this file now.
                     if error.errno in {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}:
-                        raise StorageFull(DISK_FULL_MESSAGE) from None
+                        raise StorageFull() from None
                     raise
                 view = view[written:]
                 self.bytes_written += written
@@ -151,7 +150,7 @@ class LocalBlobStore:
     def check_room(self, incoming_bytes: int) -> None:
         """Raise ``StorageFull`` if writing this many more bytes would cross the floor."""
         if self.free_bytes() - incoming_bytes < self.min_free_bytes:
-            raise StorageFull(DISK_FULL_MESSAGE)
+            raise StorageFull()
 
     async def start(self, share_id: str, expected_bytes: int | None) -> LocalSink:
         return LocalSink(self, share_id, expected_bytes)
