@@ -127,7 +127,7 @@ DEFAULT_CLI_AGENTS = (
 )
 
 SERVERS = ("hypercorn", "granian")
-# What Hypercorn does here (app/server.py) and Granian does not: each becomes a start-up
+# What Hypercorn does here (process/server.py) and Granian does not: each becomes a start-up
 # warning when OTS_SERVER=granian.
 GRANIAN_DIFFERENCES = (
     "OTS_GRACEFUL_TIMEOUT is not honoured by Granian: on SIGTERM it waits for every "

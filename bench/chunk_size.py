@@ -2,7 +2,7 @@
 
 Prints MB/s (10^6 bytes/s) for each chunk size, sealing and opening a buffer in
 1 MiB batches exactly as the upload and download paths do. The chunk size in
-app/crypto.py was chosen from this table.
+app/domain/crypto.py was chosen from this table.
 
     python bench/chunk_size.py [--mib 256]
 """

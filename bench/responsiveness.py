@@ -2,7 +2,7 @@
 while a 1 GiB upload, a 1 GiB download and 4 password checks (production Argon2id) run.
 
 A client fetches a landing page every 50 ms for the whole time; every worker
-publishes its event-loop lag to Redis each second (app/looplag.py), read here.
+publishes its event-loop lag to Redis each second (app/process/looplag.py), read here.
 
     python -m bench.responsiveness [--size 1G] [--workers 2]
 """

@@ -1,6 +1,6 @@
 """Runs Hypercorn for ``onetimeshare serve``, with the embedded Redis when none is configured.
 
-The workers run under our own master (app/supervisor.py), which replaces a worker
+The workers run under our own master (process/supervisor.py), which replaces a worker
 that dies; the embedded Redis belongs to that master and outlives any worker.
 """
 

@@ -11,7 +11,7 @@ of lease ids scored by when each lapses (milliseconds, Redis's clock). A request
 refreshes its lease every third of ``OTS_UPLOAD_SLOT_SECONDS`` and removes it when it
 ends however it ends; a worker killed outright stops refreshing, so its leases lapse
 within that time and are dropped by the next acquisition. The key expires with its
-newest lease. The client key is a keyed hash (app/clients.py), not an address.
+newest lease. The client key is a keyed hash (web/clients.py), not an address.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ clocks still agree.
 
 Keys (named in domain/keys.py): ``ots:rl:<category>:<count>-<period>:<client key>``,
 one per limit, holding a TAT and expiring when it passes (a day at most with the
-default limits). The client key is an HMAC of the client's address or IPv6 network (app/clients.py),
+default limits). The client key is an HMAC of the client's address or IPv6 network (web/clients.py),
 never the address: a copy of Redis does not say who used the service.
 """
 
