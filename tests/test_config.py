@@ -29,8 +29,7 @@ from onetimeshare.config import (
     variables,
 )
 from onetimeshare.domain.crypto import Argon2Params
-
-STRONG_KEY = "k3y-" + "x" * 60
+from tests.helpers import REPO_ROOT, STRONG_KEY
 
 
 @pytest.fixture
@@ -456,9 +455,30 @@ def test_redis_url(raw: str, expected: str | None, base_env: dict[str, str]) -> 
     assert load(base_env, REDIS_URL=raw).redis_url == expected
 
 
+@pytest.mark.parametrize("hops", ["1", "3"])
+def test_public_url_is_required_when_proxies_are_trusted(
+    base_env: dict[str, str], hops: str
+) -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({**base_env, "TRUSTED_PROXY_HOPS": hops})
+    assert str(refused.value).startswith("OTS_PUBLIC_URL:")
+    assert "TRUSTED_PROXY_HOPS" in str(refused.value)
+    settings = Settings.from_env(
+        {**base_env, "TRUSTED_PROXY_HOPS": hops, "OTS_PUBLIC_URL": "https://share.example.org/"}
+    )
+    assert settings.public_url == "https://share.example.org"
+    assert Settings.from_env(base_env).public_url is None  # without proxies it stays optional
+
+
+@pytest.mark.parametrize("raw", ["share.example.org", "ftp://share.example.org", "https://", "x?y"])
+def test_public_url_must_be_a_web_address(base_env: dict[str, str], raw: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({**base_env, "OTS_PUBLIC_URL": raw})
+    assert str(refused.value).startswith("OTS_PUBLIC_URL:")
+
+
 # --- every setting validated ------------------------------------------------------------
 
-ROOT = Path(__file__).resolve().parent.parent
 # Settings whose every value means what it says: names and passwords.
 FREE_TEXT = {"ADMIN_USER", "ADMIN_PASSWORD"}
 # One value of each setting that no set-up can mean; each must stop the service.
@@ -537,7 +557,7 @@ def names_read(base_env: dict[str, str]) -> set[str]:
 def readme_settings() -> set[str]:
     """The variables named in the first column of the README's settings table."""
     names: set[str] = set()
-    for line in (ROOT / "README.md").read_text().splitlines():
+    for line in (REPO_ROOT / "README.md").read_text().splitlines():
         if line.startswith("| `"):
             names.update(re.findall(r"`([A-Z][A-Z0-9_]+)`", line.split("|")[1]))
     return names
@@ -556,7 +576,7 @@ def test_every_setting_read_is_documented_and_has_a_refused_value(
 
 def settings_table_tool() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
-        "settings_table", ROOT / "tools" / "settings_table.py"
+        "settings_table", REPO_ROOT / "tools" / "settings_table.py"
     )
     assert spec is not None and spec.loader is not None
     tool = importlib.util.module_from_spec(spec)
@@ -565,7 +585,7 @@ def settings_table_tool() -> ModuleType:
 
 
 def test_the_readme_table_is_the_declarations() -> None:
-    readme = (ROOT / "README.md").read_text()
+    readme = (REPO_ROOT / "README.md").read_text()
     tool = settings_table_tool()
     assert tool.rewrite(readme) == readme, "run `make settings-table` and commit README.md"
     table = readme[readme.index(tool.BEGIN) : readme.index(tool.END)]
@@ -781,6 +801,29 @@ def test_the_hash_that_hash_password_prints_is_accepted(base_env: dict[str, str]
     assert load(base_env, ADMIN_PASSWORD_HASH=encoded).admin_password_hash == encoded
 
 
+@pytest.mark.parametrize(
+    "configured",
+    [
+        "$argon2i$v=19$m=65536,t=3,p=4$c29tZXNhbHQ$aGFzaGhhc2hoYXNo",
+        "$2b$12$abcdefghijklmnopqrstuu5lZ7uEu3b0ugZgYq1O/mcuH4r0tCvT.",
+        "correct horse battery",
+    ],
+    ids=["argon2i", "bcrypt", "plain"],
+)
+def test_settings_refuse_a_hash_that_is_not_argon2id(
+    tmp_path: Path, configured: str, correct_horse_hash: str
+) -> None:
+    environ = {
+        "OTS_DATA_DIR": str(tmp_path),
+        "SECRET_KEY": "a-settings-test-key-0123456789abcdefghij",
+        "ADMIN_PASSWORD_HASH": configured,
+    }
+    with pytest.raises(SettingsError, match="ADMIN_PASSWORD_HASH"):
+        Settings.from_env(environ)
+    environ["ADMIN_PASSWORD_HASH"] = correct_horse_hash
+    assert Settings.from_env(environ).admin_password_hash == environ["ADMIN_PASSWORD_HASH"]
+
+
 # --- settings that do nothing here: warnings ---------------------------------------------
 
 
@@ -848,3 +891,46 @@ def test_granian_warns_of_what_it_does_not_honour(base_env: dict[str, str]) -> N
     assert any(warning.startswith("OTS_GRACEFUL_TIMEOUT is not honoured") for warning in warnings)
     assert any("431" in warning for warning in warnings)
     assert any("keep-alive" in warning for warning in warnings)
+
+
+# --- upload limits ------------------------------------------------------------------------
+
+
+def test_upload_limit_settings(tmp_path: Path) -> None:
+    base = {"OTS_DATA_DIR": str(tmp_path), "SECRET_KEY": STRONG_KEY}
+    defaults = Settings.from_env(base)
+    assert (defaults.uploads_per_client, defaults.upload_slot_seconds) == (4, 15)
+    assert (defaults.min_upload_rate, defaults.upload_rate_grace) == (16 * 1024, 30.0)
+    assert defaults.rate_ipv6_prefix == 64
+    chosen = Settings.from_env(
+        {
+            **base,
+            "OTS_UPLOADS_PER_CLIENT": "1",
+            "OTS_UPLOAD_SLOT_SECONDS": "2",
+            "OTS_MIN_UPLOAD_RATE": "0",
+            "OTS_UPLOAD_RATE_GRACE": "1.5",
+            "OTS_RATE_IPV6_PREFIX": "48",
+        }
+    )
+    assert (chosen.uploads_per_client, chosen.upload_slot_seconds) == (1, 2)
+    assert (chosen.min_upload_rate, chosen.upload_rate_grace) == (0, 1.5)
+    assert chosen.rate_ipv6_prefix == 48
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("OTS_UPLOADS_PER_CLIENT", "0"),
+        ("OTS_UPLOAD_SLOT_SECONDS", "1"),
+        ("OTS_UPLOAD_SLOT_SECONDS", "3601"),
+        ("OTS_MIN_UPLOAD_RATE", "-1"),
+        ("OTS_MIN_UPLOAD_RATE", "16k"),
+        ("OTS_UPLOAD_RATE_GRACE", "0.5"),
+        ("OTS_RATE_IPV6_PREFIX", "31"),
+        ("OTS_RATE_IPV6_PREFIX", "129"),
+    ],
+)
+def test_upload_limit_settings_are_checked(tmp_path: Path, name: str, raw: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"OTS_DATA_DIR": str(tmp_path), "SECRET_KEY": STRONG_KEY, name: raw})
+    assert str(refused.value).startswith(f"{name}:")

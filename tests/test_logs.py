@@ -4,7 +4,9 @@ The rule itself is tested on paths and on free text; then a fault is injected
 where the last-resort logging lives: the real error template is replaced by one
 that raises (quoting the path and its secret in the exception), in an app in
 this process with the real log set-up in both formats, and in the real
-``onetimeshare serve``, and every log line is scanned for the secrets.
+``onetimeshare serve``, and every log line is scanned for the secrets. Last, a
+served round of uploads, guesses, downloads and a revoke logs JSON lines (OTS_LOG_FORMAT)
+that hold none of them either.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import dataclasses
 import io
 import json
 import logging
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,11 +30,18 @@ from onetimeshare import logs, resources
 from onetimeshare.config import Settings
 from onetimeshare.domain.crypto import encode_token, new_token
 from onetimeshare.domain.progress import new_upload_id
-from tests.conftest import LiveServerFactory
-from tests.helpers import JSON, multipart, running_app, token_path, upload
+from tests.helpers import (
+    BROWSER,
+    FORM,
+    JSON,
+    LiveServerFactory,
+    multipart,
+    running_app,
+    token_path,
+    upload,
+)
 
 TOKEN = encode_token(new_token())
-BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) tests"}
 # Raises while rendering, with the path and every segment of it (the bare secret
 # among them) in the exception's message: "'dict object' has no attribute '...'".
 FAILING_ERROR_PAGE = '{{ {}[request.path ~ " " ~ request.path.split("/") | join(" ")]() }}'
@@ -282,3 +292,45 @@ def test_the_server_log_never_carries_a_secret(
     assert "The error page failed on request PUT /upload/progress/…" in messages
     assert [answer.status_code for answer in answers] == [500] * 6 + [200, 500]
     assert "Something went wrong" in answers[-1].text
+
+
+def test_logs_are_json_lines_without_any_secret(
+    live_server_factory: LiveServerFactory,
+) -> None:
+    server = live_server_factory(workers=2, env={"OTS_LOG_FORMAT": "json"}, block_cli_agents=True)
+    name, password, text = "TOPSECRET-plan.pdf", "log-password-42", "LOGGED-SECRET-TEXT"
+    body, headers = multipart({"password": password}, (name, os.urandom(5000)))
+    share = httpx.post(
+        f"{server.base_url}/upload", content=body, headers={**headers, **JSON}
+    ).json()
+    body, headers = multipart({"text": text, "password": password})
+    message = httpx.post(
+        f"{server.base_url}/upload", content=body, headers={**headers, **JSON}
+    ).json()
+    link, note = str(share["url"]), str(message["url"])
+    httpx.get(link, headers=BROWSER)
+    httpx.post(link, content=b"password=wrong", headers={**BROWSER, **FORM})
+    httpx.post(link, content=f"password={password}".encode(), headers={**BROWSER, **FORM})
+    httpx.post(note, content=f"password={password}".encode(), headers={**BROWSER, **FORM})
+    httpx.get(link, headers={"User-Agent": "curl/8"})
+    httpx.post(str(message["revoke_url"]), headers=BROWSER)
+    server.stop()
+
+    lines = [line for line in server.log_path.read_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is JSON
+    paths = {record.get("path") for record in records if record["logger"].endswith("requests")}
+    assert {"/upload", "/d/…"} <= paths
+    events = [record["event"] for record in records if record.get("event")]
+    assert {"created", "wrong_password", "downloaded", "blocked"} <= set(events)
+    log_text = server.log_path.read_text()
+    secrets = [
+        name,
+        "TOPSECRET",
+        password,
+        text,
+        link.rsplit("/", 1)[1],
+        note.rsplit("/", 1)[1],
+        str(message["revoke_url"]).rsplit("/", 1)[1],
+    ]
+    for secret in secrets:
+        assert secret not in log_text, secret

@@ -18,15 +18,13 @@ from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, s
 
 from onetimeshare.config import Settings
 from onetimeshare.process.embedded_redis import EmbeddedRedis
-from tests.conftest import TEST_ARGON2, TEST_SECRET_KEY, LiveServer
+from tests.helpers import ADMIN_PASSWORD, REPO_ROOT, TEST_ARGON2, TEST_SECRET_KEY, LiveServer
 
 # Debian's Chromium by default; CI elsewhere may point at another Chromium-based browser.
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "artifacts" / "screenshots"
-AXE_SOURCE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+ARTIFACTS = REPO_ROOT / "artifacts" / "screenshots"
+AXE_SOURCE = REPO_ROOT / "node_modules" / "axe-core" / "axe.min.js"
 BROWSER_SHORT_EXPIRY = 4
-ADMIN_PASSWORD = "browser-admin-password"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -112,10 +110,11 @@ class BrowserSession:
         return page
 
 
+SessionFactory = Callable[..., BrowserSession]
+
+
 @pytest.fixture
-def session_factory(
-    browser: Browser, browser_server: LiveServer
-) -> Iterator[Callable[..., BrowserSession]]:
+def session_factory(browser: Browser, browser_server: LiveServer) -> Iterator[SessionFactory]:
     sessions: list[BrowserSession] = []
 
     def open_session(

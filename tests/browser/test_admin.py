@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 from playwright.sync_api import Dialog, Page, expect
 
 from onetimeshare.domain.crypto import decode_token, share_id_for
-from tests.browser.conftest import ADMIN_PASSWORD, BrowserSession, axe_violations, screenshot
-
-SessionFactory = Callable[..., BrowserSession]
+from tests.browser.conftest import BrowserSession, SessionFactory, axe_violations, screenshot
+from tests.helpers import ADMIN_PASSWORD
 
 
 def sign_in(page: Page) -> None:

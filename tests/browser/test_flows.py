@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
@@ -12,11 +11,11 @@ from playwright.sync_api import Page, expect
 from tests.browser.conftest import (
     BROWSER_SHORT_EXPIRY,
     BrowserSession,
+    SessionFactory,
     axe_violations,
     screenshot,
 )
 
-SessionFactory = Callable[..., BrowserSession]
 SECRET_TEXT = 'line one\n  <script>alert("x")</script> & \u00e9t\u00e9 \U0001f511\nlast line'
 
 

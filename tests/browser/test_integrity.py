@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
 from playwright.sync_api import Browser, ConsoleMessage, Route
 
-from tests.browser.conftest import ROOT, BrowserSession
-from tests.conftest import LiveServer
+from tests.browser.conftest import SessionFactory
+from tests.helpers import VENDOR_DIR, LiveServer
 
-SessionFactory = Callable[..., BrowserSession]
-VENDOR = ROOT / "static" / "vendor"
-MANIFEST = json.loads((VENDOR / "manifest.json").read_text())
+MANIFEST = json.loads((VENDOR_DIR / "manifest.json").read_text())
 
 
 def test_htmx_runs_with_its_integrity_checked(session_factory: SessionFactory) -> None:
@@ -30,7 +27,7 @@ def test_an_altered_htmx_is_refused(browser: Browser, browser_server: LiveServer
 
     The page's integrity attribute makes Chromium refuse to run it (with JS off the page
     still works; that path has its own tests)."""
-    altered = (VENDOR / "htmx.min.js").read_bytes() + b"\n"
+    altered = (VENDOR_DIR / "htmx.min.js").read_bytes() + b"\n"
 
     def serve_altered(route: Route) -> None:
         route.fulfill(status=200, body=altered, content_type="text/javascript")

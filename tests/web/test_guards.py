@@ -1,9 +1,9 @@
-"""What every request passes first: CLI blocking, same-origin checks, and the security headers."""
+"""What every request passes first (app/web/guards.py): CLI blocking, same-origin checks, no
+body where a route takes none, and a cap on a client's uploads in flight."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -11,15 +11,21 @@ import redis
 from quart import Quart
 from quart.typing import TestClientProtocol as QuartClient
 
-from onetimeshare.config import Settings, parse_limits
+from onetimeshare.config import Settings
 from onetimeshare.web.app import create_app
 from onetimeshare.web.clients import ClientKeys
 from onetimeshare.web.guards import SAFE_METHODS, TAKES_BODY_ATTRIBUTE
-from onetimeshare.web.security import CONTENT_SECURITY_POLICY
-from tests.helpers import JSON, multipart, share_keys, token_path, upload
+from tests.helpers import (
+    BROWSER,
+    FORM,
+    JSON,
+    multipart,
+    revoke_path,
+    share_keys,
+    token_path,
+    upload,
+)
 
-BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/150 tests"}
-FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 CLI_AGENTS = [
     "curl/8.5.0",
     "Wget/1.21.3",
@@ -35,20 +41,6 @@ CLI_AGENTS = [
     "CURL/7.0",
     "",
 ]
-
-
-@pytest.fixture
-async def guarded_app(settings: Settings) -> AsyncIterator[Quart]:
-    application = create_app(
-        dataclasses.replace(
-            settings,
-            block_cli_agents=True,
-            rate_limits_enabled=True,
-            rate_limits={**settings.rate_limits, "download": parse_limits("3/minute")},
-        )
-    )
-    async with application.test_app():
-        yield application
 
 
 @pytest.mark.parametrize("agent", CLI_AGENTS)
@@ -164,9 +156,8 @@ def test_the_routes_that_read_a_body_say_so_and_no_other_does(app: Quart) -> Non
 
 async def test_a_body_on_a_route_that_takes_none_is_400(client: QuartClient) -> None:
     share = await upload(client, b"kept")
-    revoke = "/r/" + share["revoke_url"].rsplit("/r/", 1)[1]
     response = await client.post(
-        revoke, data="a=b", headers={**FORM, **JSON, "Content-Length": "3"}
+        revoke_path(share), data="a=b", headers={**FORM, **JSON, "Content-Length": "3"}
     )
     assert response.status_code == 400
     assert (await response.get_json())["code"] == "unexpected_body"
@@ -204,84 +195,6 @@ async def test_origin_is_checked_against_the_public_url(settings: Settings) -> N
     assert (good.status_code, bad.status_code) == (201, 403)
 
 
-EXPECTED_HEADERS = {
-    "content-security-policy": CONTENT_SECURITY_POLICY,
-    "referrer-policy": "no-referrer",
-    "x-content-type-options": "nosniff",
-    "cross-origin-opener-policy": "same-origin",
-    "cross-origin-resource-policy": "same-origin",
-}
-SECURITY_HEADER_NAMES = {*EXPECTED_HEADERS, "permissions-policy", "strict-transport-security"}
-
-
-def security_headers(response: object) -> dict[str, str]:
-    headers = response.headers  # type: ignore[attr-defined]
-    return {
-        name.lower(): value
-        for name, value in headers.items()
-        if name.lower() in SECURITY_HEADER_NAMES
-    }
-
-
-async def response_kinds(client: QuartClient) -> dict[str, object]:
-    share = await upload(client, b"headers")
-    gone = await upload(client, b"gone")
-    await client.post(token_path(gone))
-    fragment = await client.get(token_path(share), headers={"HX-Request": "true"})
-    return {
-        "page": await client.get("/"),
-        "fragment": fragment,
-        "landing": await client.get(token_path(share)),
-        "error page": await client.get("/no/such/page"),
-        "json error": await client.get(token_path(gone), headers=JSON),
-        "static file": await client.get("/static/css/app.css"),
-        "health": await client.get("/healthz"),
-        "download": await client.post(token_path(share)),
-        "method not allowed": await client.put("/upload"),
-    }
-
-
-async def test_the_exact_security_headers_on_every_kind_of_response(client: QuartClient) -> None:
-    for kind, response in (await response_kinds(client)).items():
-        headers = security_headers(response)
-        permissions = headers.pop("permissions-policy", "")
-        assert headers == EXPECTED_HEADERS, kind
-        for feature in ("camera=()", "microphone=()", "geolocation=()", "payment=()"):
-            assert feature in permissions, kind
-
-
-async def test_no_store_on_everything_that_shows_a_share(client: QuartClient) -> None:
-    kinds = await response_kinds(client)
-    for kind in ("fragment", "landing", "json error", "download"):
-        assert kinds[kind].headers["Cache-Control"] == "no-store", kind  # type: ignore[attr-defined]
-
-
-async def test_hsts_only_on_https_or_when_configured(
-    settings: Settings, client: QuartClient
-) -> None:
-    assert "Strict-Transport-Security" not in (await client.get("/")).headers
-    over_tls = await client.get("/", scheme="https")
-    assert over_tls.headers["Strict-Transport-Security"] == "max-age=63072000; includeSubDomains"
-    application = create_app(dataclasses.replace(settings, hsts=True))
-    async with application.test_app():
-        forced = await application.test_client().get("/")
-    assert forced.headers["Strict-Transport-Security"].startswith("max-age=")
-
-
-async def test_406_and_429_carry_the_security_headers_too(guarded_app: Quart) -> None:
-    client = guarded_app.test_client()
-    share = await upload(client, b"x")
-    blocked = await client.get(token_path(share), headers={"User-Agent": "curl/8"})
-    headers = security_headers(blocked)
-    assert "camera=()" in headers.pop("permissions-policy")
-    assert headers == EXPECTED_HEADERS
-    for _ in range(3):
-        await client.post(token_path(share) + "/unlock", headers={**BROWSER, **FORM})
-    limited = await client.post(token_path(share) + "/unlock", headers={**BROWSER, **FORM})
-    assert limited.status_code == 429
-    assert set(security_headers(limited)) >= set(EXPECTED_HEADERS)
-
-
 # --- upload requests in flight per client ---------------------------------------------------
 
 
@@ -289,7 +202,7 @@ async def test_uploads_beyond_the_clients_slots_get_429_as_page_and_json(
     guarded_app: Quart, settings: Settings, redis_client: redis.Redis
 ) -> None:
     """Here the slots are taken directly, as by requests still running in other workers;
-    tests/web/test_upload_limits.py holds real ones open on a live server."""
+    tests/web/test_inflight.py holds real ones open on a live server."""
     slots = guarded_app.extensions["onetimeshare"].upload_slots
     busy = ("198.51.100.5", 40000)
     for _ in range(settings.uploads_per_client):

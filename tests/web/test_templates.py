@@ -11,11 +11,10 @@ a panel.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
+from tests.helpers import TEMPLATES_DIR as TEMPLATES
+
 LAYOUTS = {"base.html", "fragment.html"}
 PAGES = sorted(path.name for path in TEMPLATES.glob("*.html") if path.name not in LAYOUTS)
 CONVENTION = '{% extends "fragment.html" if htmx else "base.html" %}'

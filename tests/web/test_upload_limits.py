@@ -18,10 +18,12 @@ import redis
 
 from onetimeshare.domain.keys import UPLOAD_SLOTS as SLOTS_PREFIX
 from onetimeshare.web.clients import ClientKeys
-from tests.conftest import TEST_SECRET_KEY, LiveServer, LiveServerFactory
+from tests.conftest import LiveServer, LiveServerFactory
 from tests.helpers import (
     BOUNDARY,
+    BROWSER,
     JSON,
+    TEST_SECRET_KEY,
     multipart,
     read_one_response,
     share_keys,
@@ -32,7 +34,6 @@ from tests.helpers import (
 BEHIND_A_PROXY = {"TRUSTED_PROXY_HOPS": "1", "OTS_PUBLIC_URL": "https://share.example.org"}
 CLIENT_A = "203.0.113.10"
 CLIENT_B = "203.0.113.20"
-BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) tests"}
 
 
 def slots_key(address: str) -> str:

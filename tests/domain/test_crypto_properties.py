@@ -1,4 +1,4 @@
-"""Property tests of the STREAM blob format in app/crypto.py.
+"""Property tests of the STREAM blob format in app/domain/crypto.py.
 
 For random plaintexts, chunk sizes and ways of splitting the plaintext into
 batches, sealing then opening gives the plaintext back exactly, and every

@@ -25,10 +25,9 @@ from quart import Quart
 from quart.typing import TestClientProtocol as QuartClient
 
 from onetimeshare.domain import crypto
-from tests.helpers import JSON, share_keys, token_path, upload
+from tests.helpers import FORM, JSON, share_keys, token_path, upload, upload_text
 from tests.sealing import seal_bytes
 
-FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 BIG = 3 * 1024 * 1024 + 17  # several 1 MiB batches
 
 
@@ -124,28 +123,13 @@ async def test_a_tampered_text_secret_is_a_410_not_a_500(
     client: QuartClient, blob_dir: Path, redis_client: redis.Redis
 ) -> None:
     note = "a confidential note " * 20
-    response = await client.post(
-        "/upload",
-        data=_multipart_text(note),
-        headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}", **JSON},
-    )
-    share = await response.get_json()
+    share = await upload_text(client, note)
     flip_byte(blob_path(blob_dir, share), crypto.BLOB_HEADER_BYTES + 40)
     reveal = await client.post(token_path(share), headers=FORM)
     assert reveal.status_code == 410
     text = await reveal.get_data(as_text=True)
     assert "could not be read" in text and "confidential" not in text
     await assert_lost(client, share, blob_dir, redis_client)
-
-
-BOUNDARY = "damaged-shares-boundary"
-
-
-def _multipart_text(text: str) -> bytes:
-    return (
-        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="text"\r\n\r\n{text}\r\n'
-        f"--{BOUNDARY}--\r\n"
-    ).encode()
 
 
 @pytest.mark.parametrize(

@@ -12,11 +12,13 @@ import redis
 
 from onetimeshare.config import MIB, Settings
 from onetimeshare.process.embedded_redis import EmbeddedRedis
-from tests.conftest import LiveServer, LiveServerFactory
 from tests.helpers import (
     BOUNDARY,
-    BROWSER_AGENT,
+    BROWSER,
     JSON,
+    LiveServer,
+    LiveServerFactory,
+    files_in,
     multipart,
     read_one_response,
     serve_until_exit,
@@ -25,12 +27,6 @@ from tests.helpers import (
     wait_until,
 )
 
-USER_AGENT = BROWSER_AGENT
-
-
-def files_in(directory: Path) -> list[str]:
-    return sorted(path.name for path in directory.iterdir()) if directory.exists() else []
-
 
 def test_round_trip_and_one_time_semantics_across_two_workers(live_server: LiveServer) -> None:
     data = os.urandom(2 * MIB + 3)
@@ -38,10 +34,10 @@ def test_round_trip_and_one_time_semantics_across_two_workers(live_server: LiveS
     url = str(share["url"])
 
     for _ in range(4):  # spread over both workers; looking never consumes
-        assert httpx.get(url, headers=USER_AGENT).status_code == 200
+        assert httpx.get(url, headers=BROWSER).status_code == 200
 
     async def race() -> list[httpx.Response]:
-        async with httpx.AsyncClient(timeout=30, headers=USER_AGENT) as client:
+        async with httpx.AsyncClient(timeout=30, headers=BROWSER) as client:
             return await asyncio.gather(
                 *(client.post(url, data={"password": "pw"}) for _ in range(16))
             )
@@ -76,13 +72,13 @@ def test_client_gone_mid_download_still_burns_the_share(
     server = live_server_factory(workers=1, max_upload_bytes=96 * MIB)
     share = upload_live(server.base_url, os.urandom(96 * MIB))
     url = str(share["url"])
-    with httpx.stream("POST", url, headers=USER_AGENT, timeout=30) as response:
+    with httpx.stream("POST", url, headers=BROWSER, timeout=30) as response:
         assert response.status_code == 200
         first = next(response.iter_raw(64 * 1024))
         assert first
     # Closed after one piece of 96 MiB: the share is consumed and its blob deleted.
     wait_until(lambda: files_in(server.settings.blob_dir) == [])
-    again = httpx.get(url, headers={**USER_AGENT, **JSON})
+    again = httpx.get(url, headers={**BROWSER, **JSON})
     assert again.status_code == 410
     assert again.json()["reason"] == "downloaded"
     assert "Traceback" not in server.log_path.read_text()
@@ -142,7 +138,7 @@ def test_embedded_redis_keeps_shares_across_restarts(
     server.start()
     ttl = redis.Redis(unix_socket_path=str(embedded.socket_path)).ttl(f"ots:share:{share['id']}")
     assert 3500 < ttl <= 3600
-    response = httpx.post(str(share["url"]), headers=USER_AGENT)
+    response = httpx.post(str(share["url"]), headers=BROWSER)
     assert response.content == b"kept across restarts"
 
 

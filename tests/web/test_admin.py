@@ -9,40 +9,42 @@ import html
 import os
 import re
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
-import pytest
 import redis
-from argon2 import PasswordHasher
 from quart import Quart
 from quart.testing.connections import TestHTTPConnection as HTTPConnection
 from quart.typing import TestClientProtocol as QuartClient
 
 from onetimeshare.config import Settings, parse_limits
 from onetimeshare.web.admin import PER_PAGE, STREAM_BLOCK_MS
-from tests.conftest import SHORT_EXPIRY
-from tests.helpers import JSON, multipart, running_app, token_path, upload, wait_until_async
-
-FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-HTMX = {"HX-Request": "true"}
-BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/150 tests"}
-UPLOAD_ID = "AbCdEfGhIjKlMnOpQr_-12"
-ADMIN_USER = "admin"
-ADMIN_PASSWORD = "panel-admin-password-42"
-# A cheap Argon2id hash keeps the logins of these tests fast; test_admin_auth.py logs in
-# with the production parameters.
-ADMIN_HASH = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(ADMIN_PASSWORD)
-PANELS = ("/admin/counters", "/admin/shares", "/admin/activity", "/admin/system", "/admin/chart")
+from tests.helpers import (
+    ADMIN_PANELS,
+    BROWSER,
+    FORM,
+    HTMX,
+    JSON,
+    SHORT_EXPIRY,
+    UPLOAD_ID,
+    csrf_of,
+    fetch,
+    post_form,
+    running_app,
+    signed_in,
+    token_path,
+    upload,
+    upload_text,
+    urlencoded,
+    wait_until_async,
+)
 
 TAGS = re.compile(r"<[^>]+>")
 COUNTER = re.compile(r'<dd data-counter="([a-z_]+)">(.*?)</dd>', re.S)
 SYSTEM = re.compile(r'<dd data-system="([a-z]+)">(.*?)</dd>', re.S)
 ROW = re.compile(r'<tr id="share-([0-9a-f]{8})">(.*?)</tr>', re.S)
 CELL = re.compile(r"<td>(.*?)</td>", re.S)
-CSRF_INPUT = re.compile(r'<input type="hidden" name="csrf" value="([0-9a-f]{64})">')
 EVENT = re.compile(r'<li class="event event-[a-z_]+" data-event="([a-z_]+)">(.*?)</li>', re.S)
 UPLOAD_BARS = re.compile(r'<rect class="bar-up"[^>]* data-uploads="(\d+)"')
 DOWNLOAD_BARS = re.compile(r'<rect class="bar-down"[^>]* data-downloads="(\d+)"')
@@ -59,19 +61,9 @@ def plain(fragment: str) -> str:
     return " ".join(html.unescape(TAGS.sub(" ", fragment)).split())
 
 
-def form(**fields: str) -> str:
-    return "&".join(f"{name}={quote(value)}" for name, value in fields.items())
-
-
 async def body(response: Any) -> str:
     text: str = await response.get_data(as_text=True)
     return text
-
-
-async def fetch(client: QuartClient, path: str, **options: Any) -> str:
-    response = await client.get(path, **options)
-    assert response.status_code == 200, (path, response.status_code)
-    return await body(response)
 
 
 async def counters(client: QuartClient) -> dict[str, str]:
@@ -98,77 +90,30 @@ async def events(client: QuartClient) -> list[tuple[str, str]]:
     ]
 
 
-async def csrf_of(client: QuartClient) -> str:
-    tokens: set[str] = set(CSRF_INPUT.findall(await fetch(client, "/admin")))
-    assert len(tokens) == 1
-    return tokens.pop()
-
-
-async def upload_text(client: QuartClient, text: str, **fields: str) -> dict[str, Any]:
-    payload, headers = multipart({"text": text, **fields})
-    response = await client.post("/upload", data=payload, headers={**headers, **JSON})
-    assert response.status_code == 201, await body(response)
-    return await response.get_json()  # type: ignore[no-any-return]
-
-
 async def post_password(client: QuartClient, share: dict[str, Any], password: str) -> int:
-    response = await client.post(
-        token_path(share), data=form(password=password), headers={**FORM, **BROWSER}
-    )
-    return response.status_code
+    return (await post_form(client, token_path(share), password, BROWSER)).status_code
 
 
 def short(share: dict[str, Any]) -> str:
     return str(share["id"])[:8]
 
 
-async def signed_in(application: Quart) -> QuartClient:
-    client = application.test_client()
-    response = await client.post(
-        "/auth/login", data=form(user=ADMIN_USER, password=ADMIN_PASSWORD), headers=FORM
-    )
-    assert response.status_code == 303, await body(response)
-    return client
-
-
-def busy_settings(settings: Settings) -> Settings:
+def busy_settings(admin_settings: Settings) -> Settings:
     """Everything that is counted switched on: limits, CLI blocking, two tries."""
     return dataclasses.replace(
-        settings,
-        admin_password_hash=ADMIN_HASH,
-        admin_cookie_secure=False,
+        admin_settings,
         max_password_tries=2,
         block_cli_agents=True,
         rate_limits_enabled=True,
-        rate_limits={**settings.rate_limits, "poll": parse_limits("1/minute")},
+        rate_limits={**admin_settings.rate_limits, "poll": parse_limits("1/minute")},
     )
-
-
-# --- fixtures --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def admin_settings(settings: Settings) -> Settings:
-    return dataclasses.replace(settings, admin_password_hash=ADMIN_HASH, admin_cookie_secure=False)
-
-
-@pytest.fixture
-async def admin_app(admin_settings: Settings) -> AsyncIterator[Quart]:
-    async with running_app(admin_settings) as application:
-        yield application
-
-
-@pytest.fixture
-async def admin(admin_app: Quart) -> QuartClient:
-    """A client signed in to the admin area."""
-    return await signed_in(admin_app)
 
 
 # --- counters --------------------------------------------------------------------------
 
 
-async def test_counters_show_exact_numbers(settings: Settings) -> None:
-    async with running_app(busy_settings(settings)) as application:
+async def test_counters_show_exact_numbers(admin_settings: Settings) -> None:
+    async with running_app(busy_settings(admin_settings)) as application:
         admin = await signed_in(application)
         assert await counters(admin) == {
             "active": "0",
@@ -321,7 +266,7 @@ async def test_revoke_without_javascript_confirms_first(admin: QuartClient, blob
     path = f"/admin/shares/{share['id']}/revoke"
     csrf = await csrf_of(admin)
 
-    confirmation = await admin.post(path, data=form(csrf=csrf), headers=FORM)
+    confirmation = await admin.post(path, data=urlencoded(csrf=csrf), headers=FORM)
     assert confirmation.status_code == 200
     page = await body(confirmation)
     assert f"<code>{short(share)}</code>" in page
@@ -332,7 +277,7 @@ async def test_revoke_without_javascript_confirms_first(admin: QuartClient, blob
     assert (blob_dir / f"{share['id']}.blob").exists()
     assert (await counters(admin))["revoked"] == "0"
 
-    revoked = await admin.post(path, data=form(csrf=csrf, confirm="yes"), headers=FORM)
+    revoked = await admin.post(path, data=urlencoded(csrf=csrf, confirm="yes"), headers=FORM)
     assert revoked.status_code == 303
     assert revoked.headers["Location"] == "/admin"
 
@@ -353,7 +298,7 @@ async def test_revoke_with_htmx_answers_the_table_without_the_row(
     csrf = await csrf_of(admin)
 
     response = await admin.post(
-        f"/admin/shares/{share['id']}/revoke", data=form(csrf=csrf), headers={**FORM, **HTMX}
+        f"/admin/shares/{share['id']}/revoke", data=urlencoded(csrf=csrf), headers={**FORM, **HTMX}
     )
     assert response.status_code == 200
     fragment = await body(response)
@@ -369,8 +314,8 @@ async def test_revoke_with_htmx_answers_the_table_without_the_row(
 # --- activity --------------------------------------------------------------------------
 
 
-async def test_activity_lists_events_newest_first(settings: Settings) -> None:
-    async with running_app(busy_settings(settings)) as application:
+async def test_activity_lists_events_newest_first(admin_settings: Settings) -> None:
+    async with running_app(busy_settings(admin_settings)) as application:
         admin = await signed_in(application)
         assert "Nothing has happened yet." in await fetch(admin, "/admin/activity")
 
@@ -570,7 +515,7 @@ async def test_no_secret_is_ever_rendered(admin: QuartClient) -> None:
     for share in shares:
         secrets.append(share["url"].rsplit("/d/", 1)[1])
         secrets.append(share["revoke_url"].rsplit("/r/", 1)[1])
-    for path in ("/admin", *PANELS):
+    for path in ("/admin", *ADMIN_PANELS):
         for headers in ({}, HTMX):
             page = await fetch(admin, path, headers=headers)
             for secret in secrets:
@@ -586,13 +531,18 @@ async def test_every_admin_page_and_fragment_is_no_store(
     share = await upload(admin, b"x")
     csrf = await csrf_of(admin)
     responses = []
-    for path in ("/admin", *PANELS, "/admin/shares?sort=size&page=2"):
+    for path in ("/admin", *ADMIN_PANELS, "/admin/shares?sort=size&page=2"):
         responses.append((path, await admin.get(path)))
         responses.append((path + " (htmx)", await admin.get(path, headers=HTMX)))
     revoke = f"/admin/shares/{share['id']}/revoke"
-    responses.append(("confirm", await admin.post(revoke, data=form(csrf=csrf), headers=FORM)))
     responses.append(
-        ("htmx revoke", await admin.post(revoke, data=form(csrf=csrf), headers={**FORM, **HTMX}))
+        ("confirm", await admin.post(revoke, data=urlencoded(csrf=csrf), headers=FORM))
+    )
+    responses.append(
+        (
+            "htmx revoke",
+            await admin.post(revoke, data=urlencoded(csrf=csrf), headers={**FORM, **HTMX}),
+        )
     )
     responses.append(("login", await admin_app.test_client().get("/auth/login")))
     for label, response in responses:

@@ -31,21 +31,26 @@ from onetimeshare.domain.crypto import (
     new_token,
     revoke_id_for,
 )
-from tests.conftest import LiveServer, LiveServerFactory
 from tests.helpers import (
+    BASE64URL_ALPHABET,
     BOUNDARY,
+    FORM,
+    HTML,
     JSON,
+    LiveServer,
+    LiveServerFactory,
+    assert_no_traceback,
+    files_in,
+    json_error,
     multipart,
     random_bytes,
     read_one_response,
     share_keys,
     token_path,
+    upload_head,
     wait_until,
 )
 
-FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-HTML = {"Accept": "text/html"}
-BASE64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 # The whole Content-Disposition: an ASCII fallback with no quote, then the exact name,
 # percent-encoded down to unreserved characters.
 DISPOSITION = re.compile(
@@ -54,28 +59,9 @@ DISPOSITION = re.compile(
 )
 
 
-def stored_files(blob_dir: Path) -> list[str]:
-    return sorted(path.name for path in blob_dir.iterdir()) if blob_dir.exists() else []
-
-
 def assert_nothing_left(blob_dir: Path, redis_client: redis.Redis) -> None:
-    assert stored_files(blob_dir) == []
+    assert files_in(blob_dir) == []
     assert share_keys(redis_client) == []
-
-
-def assert_no_traceback(text: str) -> None:
-    assert "Traceback" not in text
-    assert 'File "' not in text
-
-
-def json_error(text: str, code: str) -> dict[str, str]:
-    """A JSON error body must be exactly {"error": str, "code": str}."""
-    assert_no_traceback(text)
-    body = json.loads(text)
-    assert set(body) == {"error", "code"}, body
-    assert isinstance(body["error"], str) and body["error"]
-    assert body["code"] == code
-    return body  # type: ignore[no-any-return]
 
 
 async def checked_json_error(response: Any, status: int, code: str) -> dict[str, str]:
@@ -94,21 +80,10 @@ def assert_only_tombstones_left(
 ) -> None:
     """A downloaded share leaves no file, and in Redis only its tombstone and revoke pointer."""
     revoke_id = revoke_id_for(decode_token(share["revoke_url"].rsplit("/r/", 1)[1]))
-    assert stored_files(blob_dir) == []
+    assert files_in(blob_dir) == []
     assert share_keys(redis_client) == sorted(
         [f"ots:gone:{share['id']}".encode(), f"ots:revoke:{revoke_id}".encode()]
     )
-
-
-# --- raw sockets to the live server -----------------------------------------------------
-
-
-def upload_head(content_length: int, content_type: str | None = None) -> bytes:
-    content_type = content_type or f"multipart/form-data; boundary={BOUNDARY}"
-    return (
-        "POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n"
-        f"Content-Type: {content_type}\r\nContent-Length: {content_length}\r\n\r\n"
-    ).encode()
 
 
 # --- file names ---------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import re
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -28,13 +27,21 @@ from onetimeshare.config import Settings
 from onetimeshare.domain.crypto import Argon2Params
 from onetimeshare.domain.metadata import MetadataStore
 from onetimeshare.domain.passwords import Argon2Pool
-from tests.conftest import LiveServerFactory
-from tests.helpers import JSON, running_app, share_keys, token_path, upload, wait_until_async
+from tests.helpers import (
+    BROWSER,
+    FORM,
+    JSON,
+    METRICS_TOKEN,
+    UNLOCK_INPUT,
+    LiveServerFactory,
+    running_app,
+    share_keys,
+    token_path,
+    upload,
+    wait_until_async,
+)
 
-FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) tests"}
 RIGHT = "the-right-password"
-UNLOCK_INPUT = re.compile(r'name="unlock" value="([A-Za-z0-9_-]{43})"')
 
 
 def evaluated(outcome: str | None = None) -> int:
@@ -197,17 +204,16 @@ async def test_lowering_the_limit_below_a_shares_tries_spends_it(
 def test_concurrent_guesses_across_two_workers_never_exceed_the_limit(
     live_server_factory: LiveServerFactory, redis_client: redis.Redis
 ) -> None:
-    metrics_token = "metrics-token-for-the-race-test-0123456789"
     server = live_server_factory(
         workers=2,
-        metrics_token=metrics_token,
+        metrics_token=METRICS_TOKEN,
         argon2=Argon2Params(time_cost=1, memory_kib=8 * 1024, parallelism=1),
     )
     headers = {**BROWSER, **JSON}
 
     def evaluated_by_server() -> int:
         text = httpx.get(
-            f"{server.base_url}/metrics", headers={"Authorization": f"Bearer {metrics_token}"}
+            f"{server.base_url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
         ).text
         return int(
             sum(

@@ -27,14 +27,17 @@ from onetimeshare.config import MIB, Settings
 from onetimeshare.domain.storage.s3 import PART_BYTES, S3BlobStore
 from onetimeshare.process.janitor import Janitor
 from onetimeshare.web.app import create_app
-from tests.conftest import LiveServer, LiveServerFactory
 from tests.helpers import (
+    BROWSER,
     JSON,
+    LiveServer,
+    LiveServerFactory,
     multipart,
     running_app,
     share_keys,
     token_path,
     upload,
+    upload_head,
     wait_until,
     wait_until_async,
 )
@@ -43,16 +46,6 @@ from tests.seaweedfs import ACCESS_KEY, SECRET_KEY, SeaweedFS
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
-
-BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) tests"}
-
-
-@pytest.fixture(scope="module")
-def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
-    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -378,13 +371,6 @@ def test_an_upload_refused_mid_stream_leaves_no_upload_and_no_object(
     wait_until(lambda: asyncio.run(unfinished_uploads(versioned_s3_settings)) == [])
     assert asyncio.run(object_versions(versioned_s3_settings)) == []
     assert share_keys(redis_client) == []
-
-
-def upload_head(body_length: int, content_type: str) -> bytes:
-    return (
-        "POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n"
-        f"Content-Type: {content_type}\r\nContent-Length: {body_length}\r\n\r\n"
-    ).encode()
 
 
 def start_big_upload(server: LiveServer, settings: Settings) -> socket.socket:

@@ -4,7 +4,6 @@ Subresource Integrity values the pages carry. Offline: nothing here asks npm."""
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -14,22 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
+from quart import Quart
 from quart.typing import TestClientProtocol as QuartClient
 
 from onetimeshare import resources
-from onetimeshare.config import Settings
-from tests.helpers import running_app
+from tests.helpers import REPO_ROOT, VENDOR_DIR, fetch
 
-ROOT = Path(__file__).resolve().parent.parent
-VENDOR = ROOT / "static" / "vendor"
 SCRIPT_TAG = re.compile(r"<script\b([^>]*)>", re.IGNORECASE)
 ATTRIBUTE = re.compile(r'([a-z-]+)(?:="([^"]*)")?')
-ADMIN_PASSWORD = "vendor-test-admin-password"
 
 
 def manifest() -> dict[str, dict[str, str]]:
-    entries: dict[str, dict[str, str]] = json.loads((VENDOR / "manifest.json").read_text())
+    entries: dict[str, dict[str, str]] = json.loads((VENDOR_DIR / "manifest.json").read_text())
     return entries
 
 
@@ -51,29 +46,22 @@ def vendored_scripts(page: str) -> dict[str, dict[str, str | None]]:
     return scripts
 
 
-async def text_of(client: QuartClient, path: str) -> str:
-    response = await client.get(path)
-    assert response.status_code == 200, (path, response.status_code)
-    text: str = await response.get_data(as_text=True)
-    return text
-
-
 # --- the files and the manifest --------------------------------------------------------
 
 
 def test_every_vendored_file_matches_its_manifest_hash() -> None:
     entries = manifest()
-    committed = sorted(path.name for path in VENDOR.iterdir() if path.name != "manifest.json")
+    committed = sorted(path.name for path in VENDOR_DIR.iterdir() if path.name != "manifest.json")
     assert sorted(entries) == committed == ["htmx.min.js", "sse.min.js"]
     for name, entry in entries.items():
         assert set(entry) == {"package", "version", "path", "integrity"}, name
-        assert entry["integrity"] == sha384_sri((VENDOR / name).read_bytes()), name
+        assert entry["integrity"] == sha384_sri((VENDOR_DIR / name).read_bytes()), name
 
 
 def test_manifest_versions_are_the_locked_ones() -> None:
     """package.json pins exactly, the lock resolved that version, the manifest records it."""
-    lock = json.loads((ROOT / "package-lock.json").read_text())
-    package = json.loads((ROOT / "package.json").read_text())
+    lock = json.loads((REPO_ROOT / "package-lock.json").read_text())
+    package = json.loads((REPO_ROOT / "package.json").read_text())
     for name, entry in manifest().items():
         locked = lock["packages"][f"node_modules/{entry['package']}"]
         assert locked["version"] == entry["version"], name
@@ -83,7 +71,7 @@ def test_manifest_versions_are_the_locked_ones() -> None:
 
 def test_make_vendor_writes_the_same_manifest() -> None:
     """tools/vendor.py copies the same files from the same packages the manifest names."""
-    spec = importlib.util.spec_from_file_location("vendor_tool", ROOT / "tools" / "vendor.py")
+    spec = importlib.util.spec_from_file_location("vendor_tool", REPO_ROOT / "tools" / "vendor.py")
     assert spec is not None and spec.loader is not None
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
@@ -98,7 +86,7 @@ def test_make_vendor_writes_the_same_manifest() -> None:
 def copy_of_the_package_data(tmp_path: Path) -> Path:
     root = tmp_path / "onetimeshare"
     for folder in ("templates", "static"):
-        shutil.copytree(ROOT / folder, root / folder)
+        shutil.copytree(REPO_ROOT / folder, root / folder)
     return root
 
 
@@ -133,34 +121,20 @@ def test_start_up_refuses_a_missing_manifest(tmp_path: Path) -> None:
 
 
 async def test_pages_load_vendored_scripts_with_the_manifests_integrity(
-    settings: Settings,
+    admin_app: Quart, admin: QuartClient
 ) -> None:
     """Home and admin dashboard, rendered for real: every vendored <script> carries the
     manifest's hash, no crossorigin (same-origin), and the bytes served match it."""
-    admin_settings = dataclasses.replace(
-        settings,
-        admin_password_hash=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(
-            ADMIN_PASSWORD
-        ),
-        admin_cookie_secure=False,
-    )
     entries = manifest()
-    async with running_app(admin_settings) as application:
-        visitor = application.test_client()
-        home = vendored_scripts(await text_of(visitor, "/"))
-        admin = application.test_client()
-        signed_in = await admin.post(
-            "/auth/login",
-            form={"user": "admin", "password": ADMIN_PASSWORD},
-        )
-        assert signed_in.status_code == 303
-        dashboard = vendored_scripts(await text_of(admin, "/admin"))
+    visitor = admin_app.test_client()
+    home = vendored_scripts(await fetch(visitor, "/"))
+    dashboard = vendored_scripts(await fetch(admin, "/admin"))
 
-        assert sorted(home) == ["htmx.min.js"]
-        assert sorted(dashboard) == ["htmx.min.js", "sse.min.js"]
-        for name, attributes in [*home.items(), *dashboard.items()]:
-            assert attributes["integrity"] == entries[name]["integrity"], name
-            assert "crossorigin" not in attributes, name
-            served: Any = await visitor.get(f"/static/vendor/{name}")
-            assert served.status_code == 200
-            assert sha384_sri(await served.get_data()) == entries[name]["integrity"], name
+    assert sorted(home) == ["htmx.min.js"]
+    assert sorted(dashboard) == ["htmx.min.js", "sse.min.js"]
+    for name, attributes in [*home.items(), *dashboard.items()]:
+        assert attributes["integrity"] == entries[name]["integrity"], name
+        assert "crossorigin" not in attributes, name
+        served: Any = await visitor.get(f"/static/vendor/{name}")
+        assert served.status_code == 200
+        assert sha384_sri(await served.get_data()) == entries[name]["integrity"], name

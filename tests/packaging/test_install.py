@@ -34,13 +34,18 @@ import httpx
 import pytest
 
 from tests import wheelhouse
-from tests.conftest import free_port
-from tests.helpers import BROWSER_AGENT, download_live, multipart, upload_live, wait_until
+from tests.helpers import (
+    BROWSER,
+    FORM,
+    REPO_ROOT,
+    UNLOCK_INPUT,
+    download_live,
+    free_port,
+    multipart,
+    upload_live,
+    wait_until,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-# The unlock proof in the page a right password answers (as in tests/web/test_password_races.py).
-UNLOCK_INPUT = re.compile(r'name="unlock" value="([A-Za-z0-9_-]{43})"')
 STATIC_REFERENCE = re.compile(r'(?:src|href)="(/static/[^"?#]+)')
 SHARE_LINK_FIELD = re.compile(r'id="share-url" class="share-url" type="text" value="([^"]+)"')
 PASSWORD = "correct horse battery staple"
@@ -51,7 +56,7 @@ def offline_pip(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Environment for pip: the wheelhouse only, no index, no configuration files."""
     # setuptools too: the build backend of isolated builds (the sdist and `pip wheel .`).
     # The dependencies the package declares, read where the wheel's metadata comes from.
-    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    declared = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     house = wheelhouse.build(tmp_path_factory.mktemp("wheelhouse"), declared, ["setuptools"])
     return {
         "PIP_NO_INDEX": "1",
@@ -63,7 +68,7 @@ def offline_pip(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     }
 
 
-def clean_environment(path: list[Path], extra: dict[str, str]) -> dict[str, str]:
+def container_environment(path: list[Path], extra: dict[str, str]) -> dict[str, str]:
     """A bare environment like a container's: none of the suite's OTS_*, REDIS_URL, venv."""
     env = {
         "PATH": os.pathsep.join([*map(str, path), "/usr/local/bin", "/usr/bin", "/bin"]),
@@ -156,11 +161,11 @@ def run_build_stage(stage: Stage, root: Path, pip_env: dict[str, str]) -> None:
     WORKDIR, with this interpreter's pip standing for the image's one."""
     ignore = [
         line.strip()
-        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
     workdir = root
-    env = clean_environment([Path(sys.executable).parent], pip_env)
+    env = container_environment([Path(sys.executable).parent], pip_env)
     for instruction, arguments in stage.steps:
         if instruction == "ENV":
             env.update(docker_env(arguments))
@@ -171,7 +176,7 @@ def run_build_stage(stage: Stage, root: Path, pip_env: dict[str, str]) -> None:
             *sources, destination = arguments.split()
             target = workdir / destination
             for source in sources:
-                origin = ROOT / source
+                origin = REPO_ROOT / source
                 if origin.is_dir():
                     shutil.copytree(
                         origin,
@@ -180,7 +185,9 @@ def run_build_stage(stage: Stage, root: Path, pip_env: dict[str, str]) -> None:
                         ignore=lambda folder, names: [
                             name
                             for name in names
-                            if dockerignored(str((Path(folder) / name).relative_to(ROOT)), ignore)
+                            if dockerignored(
+                                str((Path(folder) / name).relative_to(REPO_ROOT)), ignore
+                            )
                         ],
                     )
                 else:
@@ -219,7 +226,7 @@ def install_as_final_stage(
         command = re.sub(
             rf"(?<![\w/]){re.escape(options['target'])}(?=/|\s|$)", str(source), mount.group(2)
         )
-        run(command, venv_bin.parent, clean_environment([venv_bin], {**env, **pip_env}))
+        run(command, venv_bin.parent, container_environment([venv_bin], {**env, **pip_env}))
         installs += 1
     assert installs == 1
     return env
@@ -247,7 +254,7 @@ def check_the_installed_service(venv_bin: Path, work: Path, env: dict[str, str])
     elsewhere = work / "elsewhere"
     elsewhere.mkdir()
     data = elsewhere / "data"
-    environment = {**clean_environment([venv_bin], env), "OTS_DATA_DIR": str(data)}
+    environment = {**container_environment([venv_bin], env), "OTS_DATA_DIR": str(data)}
     environment.pop("REDIS_URL", None)  # the embedded Redis
     # Loopback only, on a free port; the image's HOST=0.0.0.0 is for the container.
     port = free_port()
@@ -299,11 +306,11 @@ def check_the_installed_service(venv_bin: Path, work: Path, env: dict[str, str])
         for asset in assets:
             served = httpx.get(base + asset, timeout=10)
             assert served.status_code == 200, asset
-            assert served.content == (ROOT / asset.lstrip("/")).read_bytes(), asset
+            assert served.content == (REPO_ROOT / asset.lstrip("/")).read_bytes(), asset
 
         content = os.urandom(200_000)
         share = upload_live(base, content, "report.bin")
-        landing = httpx.get(share["url"], headers=BROWSER_AGENT, timeout=10)
+        landing = httpx.get(share["url"], headers=BROWSER, timeout=10)
         assert landing.status_code == 200 and "text/html" in landing.headers["content-type"]
         download = download_live(share["url"])
         assert download.status_code == 200 and download.content == content
@@ -312,7 +319,7 @@ def check_the_installed_service(venv_bin: Path, work: Path, env: dict[str, str])
         # The form without JavaScript: a page with the link, whose download is the file.
         body, headers = multipart({}, ("page.txt", b"sent from the form"))
         created = httpx.post(
-            f"{base}/upload", content=body, headers={**headers, **BROWSER_AGENT}, timeout=30
+            f"{base}/upload", content=body, headers={**headers, **BROWSER}, timeout=30
         )
         assert created.status_code == 201 and "text/html" in created.headers["content-type"]
         link = SHARE_LINK_FIELD.search(created.text)
@@ -323,7 +330,7 @@ def check_the_installed_service(venv_bin: Path, work: Path, env: dict[str, str])
         unlocked = httpx.post(
             guarded["url"] + "/unlock",
             data={"password": PASSWORD},
-            headers={**FORM, **BROWSER_AGENT},
+            headers={**FORM, **BROWSER},
             timeout=30,
         )
         assert unlocked.status_code == 200, unlocked.text
@@ -332,7 +339,7 @@ def check_the_installed_service(venv_bin: Path, work: Path, env: dict[str, str])
         download = httpx.post(
             guarded["url"],
             data={"unlock": proof.group(1)},
-            headers={**FORM, **BROWSER_AGENT},
+            headers={**FORM, **BROWSER},
             timeout=30,
         )
         assert download.status_code == 200 and download.content == b"behind a password"
@@ -356,7 +363,7 @@ def check_the_installed_service(venv_bin: Path, work: Path, env: dict[str, str])
 def test_the_wheel_built_and_installed_as_the_dockerfile_does_serves_everything(
     tmp_path: Path, offline_pip: dict[str, str]
 ) -> None:
-    stages = dockerfile_stages((ROOT / "Dockerfile").read_text())
+    stages = dockerfile_stages((REPO_ROOT / "Dockerfile").read_text())
     *builders, final = stages
     roots: dict[str, Path] = {}
     for stage in builders:
@@ -391,9 +398,9 @@ def test_make_dist_builds_an_sdist_whose_wheel_installs_and_serves_everything(
     recipe = makefile_recipe("dist")
     assert "$(BIN)/python -m build --outdir dist ." in recipe
     run(
-        [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
-        ROOT,
-        clean_environment([Path(sys.executable).parent], offline_pip),
+        [sys.executable, "-m", "build", "--outdir", str(out), str(REPO_ROOT)],
+        REPO_ROOT,
+        container_environment([Path(sys.executable).parent], offline_pip),
     )
     [sdist] = out.glob("onetimeshare-*.tar.gz")
     with tarfile.open(sdist) as archive:
@@ -406,7 +413,7 @@ def test_make_dist_builds_an_sdist_whose_wheel_installs_and_serves_everything(
     run(
         [str(venv_bin / "pip"), "install", str(wheel)],
         tmp_path,
-        clean_environment([venv_bin], offline_pip),
+        container_environment([venv_bin], offline_pip),
     )
 
     check_the_installed_service(venv_bin, tmp_path, {})
@@ -414,7 +421,7 @@ def test_make_dist_builds_an_sdist_whose_wheel_installs_and_serves_everything(
 
 def makefile_recipe(target: str) -> str:
     """The commands of one Makefile target."""
-    text = (ROOT / "Makefile").read_text()
+    text = (REPO_ROOT / "Makefile").read_text()
     match = re.search(rf"^{target}:.*\n((?:\t.*\n)+)", text, re.MULTILINE)
     assert match is not None, f"no {target} target in the Makefile"
     return match.group(1)
@@ -422,7 +429,7 @@ def makefile_recipe(target: str) -> str:
 
 def readme_blocks(section: str) -> list[str]:
     """The fenced code blocks of one README section."""
-    text = (ROOT / "README.md").read_text()
+    text = (REPO_ROOT / "README.md").read_text()
     body = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```sh\n(.*?)```", body, re.DOTALL)
 

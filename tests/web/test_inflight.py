@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import redis
 from redis.asyncio import Redis
 
-from onetimeshare.config import Settings, SettingsError
 from onetimeshare.domain.keys import UPLOAD_SLOTS as PREFIX
 from onetimeshare.web.inflight import UploadRequestSlots
 from tests.helpers import wait_until_async
@@ -78,46 +76,3 @@ async def test_clients_have_slots_of_their_own(async_redis: Redis) -> None:
         assert first and second
         async with slots.hold(CLIENT) as again:
             assert not again
-
-
-STRONG_KEY = "k3y-" + "x" * 60
-
-
-def test_upload_limit_settings(tmp_path: Path) -> None:
-    base = {"OTS_DATA_DIR": str(tmp_path), "SECRET_KEY": STRONG_KEY}
-    defaults = Settings.from_env(base)
-    assert (defaults.uploads_per_client, defaults.upload_slot_seconds) == (4, 15)
-    assert (defaults.min_upload_rate, defaults.upload_rate_grace) == (16 * 1024, 30.0)
-    assert defaults.rate_ipv6_prefix == 64
-    chosen = Settings.from_env(
-        {
-            **base,
-            "OTS_UPLOADS_PER_CLIENT": "1",
-            "OTS_UPLOAD_SLOT_SECONDS": "2",
-            "OTS_MIN_UPLOAD_RATE": "0",
-            "OTS_UPLOAD_RATE_GRACE": "1.5",
-            "OTS_RATE_IPV6_PREFIX": "48",
-        }
-    )
-    assert (chosen.uploads_per_client, chosen.upload_slot_seconds) == (1, 2)
-    assert (chosen.min_upload_rate, chosen.upload_rate_grace) == (0, 1.5)
-    assert chosen.rate_ipv6_prefix == 48
-
-
-@pytest.mark.parametrize(
-    ("name", "raw"),
-    [
-        ("OTS_UPLOADS_PER_CLIENT", "0"),
-        ("OTS_UPLOAD_SLOT_SECONDS", "1"),
-        ("OTS_UPLOAD_SLOT_SECONDS", "3601"),
-        ("OTS_MIN_UPLOAD_RATE", "-1"),
-        ("OTS_MIN_UPLOAD_RATE", "16k"),
-        ("OTS_UPLOAD_RATE_GRACE", "0.5"),
-        ("OTS_RATE_IPV6_PREFIX", "31"),
-        ("OTS_RATE_IPV6_PREFIX", "129"),
-    ],
-)
-def test_upload_limit_settings_are_checked(tmp_path: Path, name: str, raw: str) -> None:
-    with pytest.raises(SettingsError) as refused:
-        Settings.from_env({"OTS_DATA_DIR": str(tmp_path), "SECRET_KEY": STRONG_KEY, name: raw})
-    assert str(refused.value).startswith(f"{name}:")

@@ -8,9 +8,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PACKAGE = ROOT / "app"
-README = (ROOT / "README.md").read_text()
+from tests.helpers import PACKAGE_DIR as PACKAGE
+from tests.helpers import REPO_ROOT
+
+README = (REPO_ROOT / "README.md").read_text()
 PATH = re.compile(r"(?<![\w./-])((?:[a-z_]+/)*[a-z_]+\.py)\b")
 
 
@@ -38,7 +39,7 @@ def test_every_file_of_the_development_tree_exists() -> None:
     everywhere = {
         path.name
         for folder in ("app", "tools", "bench", "tests")
-        for path in (ROOT / folder).rglob("*.py")
+        for path in (REPO_ROOT / folder).rglob("*.py")
     }
     assert sorted(Path(name).name for name in named if Path(name).name not in everywhere) == []
     for folder in ("domain", "web", "process", "domain/storage"):

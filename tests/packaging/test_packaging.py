@@ -10,20 +10,20 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import REPO_ROOT
 
 
 def test_dockerfile_passes_hadolint() -> None:
     hadolint = Path(sys.executable).parent / "hadolint"
     result = subprocess.run(
-        [str(hadolint), str(ROOT / "Dockerfile")], capture_output=True, text=True, check=False
+        [str(hadolint), str(REPO_ROOT / "Dockerfile")], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_dockerfile_shape() -> None:
     """Built from the wheel: a build stage makes it, the final stage installs only it."""
-    text = (ROOT / "Dockerfile").read_text()
+    text = (REPO_ROOT / "Dockerfile").read_text()
     stages = [line for line in text.splitlines() if line.startswith("FROM ")]
     assert stages == ["FROM python:3.13-slim AS wheel", "FROM python:3.13-slim"]
     assert "node" not in text and "npm" not in text  # htmx is committed, no Node stage
@@ -43,7 +43,7 @@ def test_dockerfile_shape() -> None:
 
 
 def test_compose_runs_two_instances_on_shared_redis_and_s3() -> None:
-    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
     assert {"app1", "app2", "redis", "seaweedfs"} <= set(services)
     for name in ("app1", "app2"):
@@ -58,17 +58,17 @@ def test_compose_runs_two_instances_on_shared_redis_and_s3() -> None:
 
 
 def test_ci_workflow_runs_the_readme_test_command_on_311_and_313() -> None:
-    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    workflow = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / "ci.yml").read_text())
     job = workflow["jobs"]["test"]
     assert job["strategy"]["matrix"]["python"] == ["3.11", "3.13"]
     commands = " ".join(step.get("run", "") for step in job["steps"])
     assert "make test" in commands
-    assert "make test" in (ROOT / "README.md").read_text()
-    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    assert "make test" in (REPO_ROOT / "README.md").read_text()
+    assert "make test" in (REPO_ROOT / ".ci" / "run").read_text()
 
 
 def test_procfile_serves_on_the_platform_port() -> None:
-    assert (ROOT / "Procfile").read_text().strip() == (
+    assert (REPO_ROOT / "Procfile").read_text().strip() == (
         "web: onetimeshare serve --host 0.0.0.0 --port ${PORT:-8000}"
     )
 
@@ -98,9 +98,9 @@ def test_every_template_and_static_file_is_required_at_start_up() -> None:
     from onetimeshare import resources
 
     shipped = sorted(
-        str(path.relative_to(ROOT))
+        str(path.relative_to(REPO_ROOT))
         for folder in ("templates", "static")
-        for path in (ROOT / folder).rglob("*")
+        for path in (REPO_ROOT / folder).rglob("*")
         if path.is_file() and not path.name.startswith(".")
     )
     assert sorted(resources.REQUIRED) == shipped

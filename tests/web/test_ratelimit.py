@@ -16,10 +16,7 @@ from quart_rate_limiter import QUART_RATE_LIMITER_EXEMPT_ATTRIBUTE
 from onetimeshare.config import DEFAULT_RATE_LIMITS, RateLimitSpecError, Settings, parse_limits
 from onetimeshare.web.app import create_app
 from onetimeshare.web.ratelimit import EXEMPT_ENDPOINTS, LIMITED_ATTRIBUTE
-from tests.conftest import LiveServerFactory
-from tests.helpers import JSON, multipart, upload
-
-BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) tests"}
+from tests.helpers import BROWSER, JSON, LiveServerFactory, multipart, upload
 
 
 def test_parse_limits() -> None:

@@ -1,58 +1,42 @@
 """The ``onetimeshare`` command: --version, --help, and ``check`` beside ``serve``.
 
 Each runs ``python -m onetimeshare`` in a subprocess with an explicit environment.
-``check`` against object stores is in tests/test_compose.py, beside a real SeaweedFS.
+``check`` against object stores is in tests/process/test_preflight.py, beside a real
+SeaweedFS.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 
 from onetimeshare.version import __version__
-from tests.conftest import SETTING_NAMES, TEST_SECRET_KEY, free_port
-from tests.helpers import serve_until_exit
-
-
-def clean_environment(**settings: str) -> dict[str, str]:
-    """This machine's environment without any setting of ours, plus these settings."""
-    inherited = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("OTS_", "ADMIN_")) and name not in SETTING_NAMES
-    }
-    return {**inherited, **settings}
-
-
-def onetimeshare(*arguments: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "onetimeshare", *arguments],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from tests.helpers import (
+    TEST_SECRET_KEY,
+    clean_environment,
+    free_port,
+    run_command,
+    serve_until_exit,
+)
 
 
 def test_version_is_the_package_version() -> None:
-    result = onetimeshare("--version", env=clean_environment())
+    result = run_command("--version", env=clean_environment())
     assert result.returncode == 0
     assert result.stdout == f"onetimeshare {__version__}\n"
 
 
 def test_help_names_every_command_and_the_exit_statuses() -> None:
-    result = onetimeshare("--help", env=clean_environment())
+    result = run_command("--help", env=clean_environment())
     assert result.returncode == 0
     for command in ("serve", "check", "hash-password"):
         assert f"\n    {command}" in result.stdout
     assert "Exit status: 0 fine; 1" in " ".join(result.stdout.split())
-    check_help = onetimeshare("check", "--help", env=clean_environment())
+    check_help = run_command("check", "--help", env=clean_environment())
     assert "--server {hypercorn,granian}" in check_help.stdout
 
 
@@ -69,7 +53,7 @@ def test_serve_and_check_refuse_a_bad_setting_with_the_same_message(
 ) -> None:
     env = clean_environment(OTS_DATA_DIR=str(tmp_path / "data"), **{name: raw})
     served = serve_until_exit(env)
-    checked = onetimeshare("check", env=env)
+    checked = run_command("check", env=env)
     line = f"onetimeshare: configuration error: {message}"
     for result in (served, checked):
         assert result.returncode == 2
@@ -81,7 +65,7 @@ def test_serve_and_check_refuse_a_bad_setting_with_the_same_message(
 
 def test_options_are_checked_as_their_variables(tmp_path: Path) -> None:
     env = clean_environment(OTS_DATA_DIR=str(tmp_path), SECRET_KEY=TEST_SECRET_KEY)
-    result = onetimeshare("check", "--port", "70000", env=env)
+    result = run_command("check", "--port", "70000", env=env)
     assert result.returncode == 2
     assert result.stderr == (
         "onetimeshare: configuration error: PORT: 70000 is above the maximum of 65535\n"
@@ -91,7 +75,7 @@ def test_options_are_checked_as_their_variables(tmp_path: Path) -> None:
 def test_check_of_a_fresh_set_up_starts_and_creates_nothing(tmp_path: Path) -> None:
     """No REDIS_URL, local disk, no SECRET_KEY: what `make run` does on a fresh machine."""
     data_dir = tmp_path / "data"
-    result = onetimeshare("check", env=clean_environment(OTS_DATA_DIR=str(data_dir)))
+    result = run_command("check", env=clean_environment(OTS_DATA_DIR=str(data_dir)))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert [line.split(":")[0] for line in lines] == [
@@ -117,7 +101,7 @@ def test_check_of_a_fresh_set_up_starts_and_creates_nothing(tmp_path: Path) -> N
 def test_check_writes_into_an_existing_data_dir_and_leaves_nothing(tmp_path: Path) -> None:
     (tmp_path / "blobs").mkdir()
     env = clean_environment(OTS_DATA_DIR=str(tmp_path), SECRET_KEY=TEST_SECRET_KEY)
-    result = onetimeshare("check", env=env)
+    result = run_command("check", env=env)
     assert result.returncode == 0, result.stderr
     assert f"data directory: ok, {tmp_path} is writable" in result.stdout.splitlines()
     assert f"storage: ok, local disk: {tmp_path}/blobs is writable, " in result.stdout
@@ -129,7 +113,7 @@ def test_check_asks_the_configured_redis(tmp_path: Path, redis_url: str) -> None
     env = clean_environment(
         OTS_DATA_DIR=str(tmp_path), SECRET_KEY=TEST_SECRET_KEY, REDIS_URL=redis_url
     )
-    result = onetimeshare("check", env=env)
+    result = run_command("check", env=env)
     assert result.returncode == 0, result.stderr
     assert f"redis: ok, {redis_url} answers (Redis " in result.stdout
 
@@ -143,7 +127,7 @@ def test_check_fails_on_a_redis_that_does_not_answer_and_hides_its_password(
         SECRET_KEY=TEST_SECRET_KEY,
         REDIS_URL=f"redis://:hunter2-password@127.0.0.1:{port}/0",
     )
-    result = onetimeshare("check", env=env)
+    result = run_command("check", env=env)
     assert result.returncode == 1
     assert result.stderr.startswith(
         f"onetimeshare: redis: redis://:***@127.0.0.1:{port}/0 does not answer: "
@@ -157,7 +141,7 @@ def test_serve_and_check_fail_on_a_data_dir_they_cannot_create(tmp_path: Path) -
     (tmp_path / "a-file").write_text("")
     data_dir = tmp_path / "a-file" / "data"
     env = clean_environment(OTS_DATA_DIR=str(data_dir), SECRET_KEY=TEST_SECRET_KEY)
-    checked = onetimeshare("check", env=env)
+    checked = run_command("check", env=env)
     assert checked.returncode == 1
     assert (
         f"onetimeshare: data directory: OTS_DATA_DIR: {tmp_path}/a-file is not a directory"
@@ -180,7 +164,7 @@ def test_check_prints_the_warnings_serve_logs(tmp_path: Path) -> None:
         OTS_S3_REGION="eu-west-1",
         OTS_MAX_UPLOAD_BYTE="10",
     )
-    result = onetimeshare("check", env=env)
+    result = run_command("check", env=env)
     warnings = [line for line in result.stdout.splitlines() if line.startswith("warning: ")]
     assert warnings[0] == (
         "warning: OTS_S3_REGION does nothing without STORAGE_URL: blobs are stored on local disk"
@@ -210,14 +194,43 @@ def test_check_prints_the_warnings_serve_logs(tmp_path: Path) -> None:
 def test_hash_password_ignores_the_service_settings() -> None:
     """It needs none of them: a broken configuration does not stop an operator fixing it."""
     env = clean_environment(OTS_LOG_FORMAT="xml", OTS_SERVER="foo")
-    result = subprocess.run(
-        [sys.executable, "-m", "onetimeshare", "hash-password"],
-        env=env,
-        input="correct horse battery staple\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_command("hash-password", env=env, stdin="correct horse battery staple\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("$argon2id$")
+
+
+def test_the_hash_password_command_prints_a_verifiable_hash() -> None:
+    password = "correct horse battery staple"
+    result = run_command("hash-password", stdin=password + "\n")
+    assert result.returncode == 0, result.stderr
+    encoded = result.stdout.strip()
+    assert encoded.startswith("$argon2id$")
+    assert len(result.stdout.strip().splitlines()) == 1
+    assert PasswordHasher().verify(encoded, password)
+    assert password not in result.stdout + result.stderr
+
+
+def test_the_hash_password_command_refuses_a_short_password() -> None:
+    result = run_command("hash-password", stdin="eleven-char\n")  # 11 characters
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "12 characters" in result.stderr
+
+
+def test_serve_refuses_to_start_behind_proxies_without_a_public_url(
+    tmp_path: Path, redis_url: str
+) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OTS_")}
+    # The test's Redis, so that no embedded one is started (and left) if it did start.
+    env.update(
+        {
+            "OTS_DATA_DIR": str(tmp_path),
+            "REDIS_URL": redis_url,
+            "TRUSTED_PROXY_HOPS": "1",
+            "PORT": "0",
+        }
+    )
+    result = serve_until_exit(env)
+    assert result.returncode == 2
+    assert "OTS_PUBLIC_URL: required when TRUSTED_PROXY_HOPS" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -28,45 +28,28 @@ from onetimeshare.process.embedded_redis import EmbeddedRedis
 from onetimeshare.process.janitor import LOCK_SECONDS
 from onetimeshare.web.app import create_app
 from onetimeshare.web.messages import SENTENCES
-from tests.conftest import LiveServer, LiveServerFactory
 from tests.helpers import (
     JSON,
+    LiveServer,
+    LiveServerFactory,
     download_live,
+    files_in,
+    json_error,
     multipart,
     read_one_response,
     share_keys,
+    upload_head,
     upload_live,
     wait_until,
 )
 
-BROWSER = {"User-Agent": "Mozilla/5.0 tests"}
 FILE_SIZE_LIMIT = 8 * MIB
 SWEPT_AFTER_A_KILL = LOCK_SECONDS + 15
 DISK_FULL_MESSAGE = SENTENCES["storage_full"]()
 
 
-def files_in(directory: Path) -> list[str]:
-    return sorted(path.name for path in directory.iterdir()) if directory.exists() else []
-
-
 def partial_files(directory: Path) -> list[str]:
     return [name for name in files_in(directory) if name.endswith(".part")]
-
-
-def upload_head(body_length: int, content_type: str) -> bytes:
-    return (
-        "POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n"
-        f"Content-Type: {content_type}\r\nContent-Length: {body_length}\r\n\r\n"
-    ).encode()
-
-
-def json_error(body: bytes, code: str) -> dict[str, str]:
-    text = body.decode()
-    assert "Traceback" not in text and 'File "' not in text
-    error = json.loads(text)
-    assert set(error) == {"error", "code"}, error
-    assert isinstance(error["error"], str) and error["code"] == code
-    return error  # type: ignore[no-any-return]
 
 
 def healthy(base_url: str) -> bool:

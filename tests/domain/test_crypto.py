@@ -1,4 +1,4 @@
-"""Unit tests for app/crypto.py: tokens, key derivation, the envelope and the STREAM blob."""
+"""Unit tests for app/domain/crypto.py: tokens, key derivation, the envelope and the STREAM blob."""
 
 from __future__ import annotations
 
@@ -38,10 +38,10 @@ from onetimeshare.domain.crypto import (
     share_id_for,
     ticket_id,
 )
+from tests.helpers import BASE64URL_ALPHABET
 from tests.sealing import ciphertext_size, open_bytes, seal_bytes
 
 SMALL_CHUNK = 1024
-BASE64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 TINY_ARGON2 = Argon2Params(time_cost=1, memory_kib=64, parallelism=1)
 BINDING = EnvelopeBinding("file", 1234, None)
 

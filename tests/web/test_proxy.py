@@ -4,67 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from quart import Quart, request
 from quart.typing import TestClientProtocol as QuartClient
 
-from onetimeshare.config import Settings, SettingsError
+from onetimeshare.config import Settings
 from onetimeshare.web.app import create_app
 from onetimeshare.web.ratelimit import exempt
-from tests.helpers import JSON, multipart, serve_until_exit
+from tests.helpers import JSON, multipart
 
 PUBLIC_URL = "https://share.example.org"
-STRONG_KEY = "k3y-" + "x" * 60
-
-
-@pytest.fixture
-def base_env(tmp_path: Path) -> dict[str, str]:
-    return {"OTS_DATA_DIR": str(tmp_path / "data"), "SECRET_KEY": STRONG_KEY}
-
-
-@pytest.mark.parametrize("hops", ["1", "3"])
-def test_public_url_is_required_when_proxies_are_trusted(
-    base_env: dict[str, str], hops: str
-) -> None:
-    with pytest.raises(SettingsError) as refused:
-        Settings.from_env({**base_env, "TRUSTED_PROXY_HOPS": hops})
-    assert str(refused.value).startswith("OTS_PUBLIC_URL:")
-    assert "TRUSTED_PROXY_HOPS" in str(refused.value)
-    settings = Settings.from_env(
-        {**base_env, "TRUSTED_PROXY_HOPS": hops, "OTS_PUBLIC_URL": PUBLIC_URL + "/"}
-    )
-    assert settings.public_url == PUBLIC_URL
-    assert Settings.from_env(base_env).public_url is None  # without proxies it stays optional
-
-
-@pytest.mark.parametrize("raw", ["share.example.org", "ftp://share.example.org", "https://", "x?y"])
-def test_public_url_must_be_a_web_address(base_env: dict[str, str], raw: str) -> None:
-    with pytest.raises(SettingsError) as refused:
-        Settings.from_env({**base_env, "OTS_PUBLIC_URL": raw})
-    assert str(refused.value).startswith("OTS_PUBLIC_URL:")
-
-
-def test_serve_refuses_to_start_behind_proxies_without_a_public_url(
-    tmp_path: Path, redis_url: str
-) -> None:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("OTS_")}
-    # The test's Redis, so that no embedded one is started (and left) if it did start.
-    env.update(
-        {
-            "OTS_DATA_DIR": str(tmp_path),
-            "REDIS_URL": redis_url,
-            "TRUSTED_PROXY_HOPS": "1",
-            "PORT": "0",
-        }
-    )
-    result = serve_until_exit(env)
-    assert result.returncode == 2
-    assert "OTS_PUBLIC_URL: required when TRUSTED_PROXY_HOPS" in result.stderr
-    assert "Traceback" not in result.stderr
 
 
 def with_probe(application: Quart) -> Quart:

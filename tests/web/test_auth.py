@@ -6,65 +6,35 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-import subprocess
 from collections.abc import AsyncIterator
-from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 import redis
-from argon2 import PasswordHasher
 from quart import Quart, Response
 from quart.typing import TestClientProtocol as QuartClient
 
-from onetimeshare.config import Settings, SettingsError, parse_limits
-from onetimeshare.domain.admin_access import hash_password
+from onetimeshare.config import Settings, parse_limits
 from onetimeshare.domain.keys import ADMIN_SESSION as SESSION_PREFIX
-from tests.helpers import run_command, running_app, upload
+from tests.helpers import (
+    ADMIN_PANELS,
+    ADMIN_PASSWORD,
+    ADMIN_USER,
+    FORM,
+    HTMX,
+    csrf_of,
+    login,
+    running_app,
+    signed_in,
+    upload,
+    urlencoded,
+)
 
-FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-HTMX = {"HX-Request": "true"}
-ADMIN_USER = "admin"
-ADMIN_PASSWORD = "dev-only-admin-password-31"
 LOGIN_FAILED = "The user name or password is wrong."
 SESSION_KEY = re.compile(rb"ots:admin:session:[0-9a-f]{64}")
-CSRF_INPUT = re.compile(r'<input type="hidden" name="csrf" value="([^"]+)">')
 LOGIN_ERROR = re.compile(r'<p class="form-error" role="alert" id="login-error">(.*?)</p>', re.S)
-CHEAP_HASH = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(ADMIN_PASSWORD)
-FRAGMENTS = ("/admin/counters", "/admin/shares", "/admin/activity", "/admin/system", "/admin/chart")
 
 
 # --- helpers ---------------------------------------------------------------------------
-
-
-def form(**fields: str) -> str:
-    return "&".join(f"{name}={quote(value)}" for name, value in fields.items())
-
-
-async def login(
-    client: QuartClient,
-    user: str = ADMIN_USER,
-    password: str = ADMIN_PASSWORD,
-    **options: str,
-) -> Response:
-    return await client.post(
-        "/auth/login", data=form(user=user, password=password), headers=FORM, **options
-    )
-
-
-async def logged_in(application: Quart) -> QuartClient:
-    client = application.test_client()
-    response = await login(client)
-    assert response.status_code == 303, await response.get_data(as_text=True)
-    return client
-
-
-async def csrf_of(client: QuartClient) -> str:
-    dashboard = await client.get("/admin")
-    assert dashboard.status_code == 200
-    tokens: set[str] = set(CSRF_INPUT.findall(await dashboard.get_data(as_text=True)))
-    assert len(tokens) == 1, tokens
-    return tokens.pop()
 
 
 def cookie_parts(header: str) -> tuple[str, str, dict[str, str]]:
@@ -93,30 +63,15 @@ def session_keys(redis_client: redis.Redis) -> list[bytes]:
 
 
 @pytest.fixture
-def admin_settings(settings: Settings) -> Settings:
+def plain_password_settings(settings: Settings) -> Settings:
+    """ADMIN_PASSWORD itself, which the app hashes at start-up with the production
+    parameters (the other tests sign in with a cheap hash of it)."""
     return dataclasses.replace(settings, admin_password=ADMIN_PASSWORD, admin_cookie_secure=False)
 
 
 @pytest.fixture
-async def admin_app(admin_settings: Settings) -> AsyncIterator[Quart]:
-    async with running_app(admin_settings) as application:
-        yield application
-
-
-@pytest.fixture(scope="module")
-def correct_horse_hash() -> str:
-    return hash_password("correct horse battery")
-
-
-@pytest.fixture
-def session_settings(settings: Settings) -> Settings:
-    """The session tests sign in often: a cheap Argon2id hash of the admin password."""
-    return dataclasses.replace(settings, admin_password_hash=CHEAP_HASH, admin_cookie_secure=False)
-
-
-@pytest.fixture
-async def session_app(session_settings: Settings) -> AsyncIterator[Quart]:
-    async with running_app(session_settings) as application:
+async def plain_password_app(plain_password_settings: Settings) -> AsyncIterator[Quart]:
+    async with running_app(plain_password_settings) as application:
         yield application
 
 
@@ -126,7 +81,7 @@ async def session_app(session_settings: Settings) -> AsyncIterator[Quart]:
 async def test_without_a_credential_there_is_no_admin_area(client: QuartClient) -> None:
     assert (await client.get("/auth/login")).status_code == 404
     posted = await client.post(
-        "/auth/login", data=form(user="admin", password="anything"), headers=FORM
+        "/auth/login", data=urlencoded(user="admin", password="anything"), headers=FORM
     )
     assert posted.status_code == 404
     assert (await client.get("/admin")).status_code == 404
@@ -137,8 +92,8 @@ async def test_without_a_credential_there_is_no_admin_area(client: QuartClient) 
 # --- getting in ------------------------------------------------------------------------
 
 
-async def test_the_dashboard_without_a_session_sends_to_login(admin_app: Quart) -> None:
-    client = admin_app.test_client()
+async def test_the_dashboard_without_a_session_sends_to_login(plain_password_app: Quart) -> None:
+    client = plain_password_app.test_client()
     response = await client.get("/admin")
     assert response.status_code == 303
     assert response.headers["Location"] == "/auth/login"
@@ -156,9 +111,9 @@ async def test_the_dashboard_without_a_session_sends_to_login(admin_app: Quart) 
 
 
 async def test_login_sets_a_strict_http_only_cookie_and_opens_the_dashboard(
-    admin_app: Quart,
+    plain_password_app: Quart,
 ) -> None:
-    client = admin_app.test_client()
+    client = plain_password_app.test_client()
     response = await login(client)
     assert response.status_code == 303
     assert response.headers["Location"] == "/admin"
@@ -198,9 +153,9 @@ async def test_the_cookie_is_secure_by_default(settings: Settings) -> None:
     ids=["wrong-password", "wrong-user", "empty", "markup-in-user"],
 )
 async def test_every_failed_login_gets_the_same_answer(
-    admin_app: Quart, redis_client: redis.Redis, user: str, password: str
+    plain_password_app: Quart, redis_client: redis.Redis, user: str, password: str
 ) -> None:
-    client = admin_app.test_client()
+    client = plain_password_app.test_client()
     response = await login(client, user, password)
     assert response.status_code == 401
     assert response.headers.getlist("Set-Cookie") == []
@@ -214,8 +169,8 @@ async def test_every_failed_login_gets_the_same_answer(
     assert (await client.get("/admin")).status_code == 303
 
 
-async def test_check_needs_both_the_user_and_the_password(admin_app: Quart) -> None:
-    access = admin_app.extensions["onetimeshare"].admin
+async def test_check_needs_both_the_user_and_the_password(plain_password_app: Quart) -> None:
+    access = plain_password_app.extensions["onetimeshare"].admin
     assert await access.check(ADMIN_USER, ADMIN_PASSWORD) is True
     assert await access.check("root", ADMIN_PASSWORD) is False
     assert await access.check(ADMIN_USER, ADMIN_PASSWORD + "x") is False
@@ -242,58 +197,13 @@ async def test_login_with_a_configured_argon2id_hash(
         assert (await client.get("/admin")).status_code == 200
 
 
-@pytest.mark.parametrize(
-    "configured",
-    [
-        "$argon2i$v=19$m=65536,t=3,p=4$c29tZXNhbHQ$aGFzaGhhc2hoYXNo",
-        "$2b$12$abcdefghijklmnopqrstuu5lZ7uEu3b0ugZgYq1O/mcuH4r0tCvT.",
-        "correct horse battery",
-    ],
-    ids=["argon2i", "bcrypt", "plain"],
-)
-def test_settings_refuse_a_hash_that_is_not_argon2id(
-    tmp_path: Path, configured: str, correct_horse_hash: str
-) -> None:
-    environ = {
-        "OTS_DATA_DIR": str(tmp_path),
-        "SECRET_KEY": "a-settings-test-key-0123456789abcdefghij",
-        "ADMIN_PASSWORD_HASH": configured,
-    }
-    with pytest.raises(SettingsError, match="ADMIN_PASSWORD_HASH"):
-        Settings.from_env(environ)
-    environ["ADMIN_PASSWORD_HASH"] = correct_horse_hash
-    assert Settings.from_env(environ).admin_password_hash == environ["ADMIN_PASSWORD_HASH"]
-
-
-def run_hash_password(stdin: str) -> subprocess.CompletedProcess[str]:
-    return run_command("hash-password", stdin=stdin)
-
-
-def test_the_hash_password_command_prints_a_verifiable_hash() -> None:
-    password = "correct horse battery staple"
-    result = run_hash_password(password + "\n")
-    assert result.returncode == 0, result.stderr
-    encoded = result.stdout.strip()
-    assert encoded.startswith("$argon2id$")
-    assert len(result.stdout.strip().splitlines()) == 1
-    assert PasswordHasher().verify(encoded, password)
-    assert password not in result.stdout + result.stderr
-
-
-def test_the_hash_password_command_refuses_a_short_password() -> None:
-    result = run_hash_password("eleven-char\n")  # 11 characters
-    assert result.returncode == 1
-    assert result.stdout == ""
-    assert "12 characters" in result.stderr
-
-
 # --- sessions in Redis -----------------------------------------------------------------
 
 
 async def test_a_login_is_one_hashed_session_key_in_redis(
-    session_app: Quart, session_settings: Settings, redis_client: redis.Redis
+    admin_app: Quart, admin_settings: Settings, redis_client: redis.Redis
 ) -> None:
-    client = session_app.test_client()
+    client = admin_app.test_client()
     response = await login(client)
     cookie, _ = admin_cookie(response)
 
@@ -301,33 +211,33 @@ async def test_a_login_is_one_hashed_session_key_in_redis(
     assert len(keys) == 1
     key = keys[0]
     assert SESSION_KEY.fullmatch(key)
-    assert 0 < redis_client.ttl(key) <= session_settings.admin_session_seconds
+    assert 0 < redis_client.ttl(key) <= admin_settings.admin_session_seconds
     digest = key.decode().removeprefix(SESSION_PREFIX)
     assert digest != cookie
     assert digest not in cookie
     # The cookie carries the session id signed; Redis holds only the id's SHA-256.
-    session_id = session_app.extensions["QUART_AUTH"][0].load_token(cookie, app=session_app)
+    session_id = admin_app.extensions["QUART_AUTH"][0].load_token(cookie, app=admin_app)
     assert session_id
     assert key.decode() == SESSION_PREFIX + hashlib.sha256(session_id.encode()).hexdigest()
     assert not list(redis_client.scan_iter(match=f"*{session_id}*"))
 
 
 async def test_logout_ends_the_session_and_the_old_cookie_with_it(
-    session_app: Quart, redis_client: redis.Redis
+    admin_app: Quart, redis_client: redis.Redis
 ) -> None:
-    client = session_app.test_client()
+    client = admin_app.test_client()
     cookie, _ = admin_cookie(await login(client))
     csrf = await csrf_of(client)
     assert len(session_keys(redis_client)) == 1
 
-    response = await client.post("/auth/logout", data=form(csrf=csrf), headers=FORM)
+    response = await client.post("/auth/logout", data=urlencoded(csrf=csrf), headers=FORM)
     assert response.status_code == 303
     assert response.headers["Location"] == "/auth/login"
     assert session_keys(redis_client) == []
     assert (await client.get("/admin")).status_code == 303
 
     # A copy of the cookie kept from before the logout opens nothing any more.
-    replay = session_app.test_client()
+    replay = admin_app.test_client()
     replay.set_cookie("localhost", "ots_admin", cookie)
     again = await replay.get("/admin")
     assert again.status_code == 303
@@ -338,26 +248,26 @@ async def test_logout_ends_the_session_and_the_old_cookie_with_it(
 
 
 async def test_logout_without_the_csrf_token_is_refused(
-    session_app: Quart, redis_client: redis.Redis
+    admin_app: Quart, redis_client: redis.Redis
 ) -> None:
-    client = await logged_in(session_app)
+    client = await signed_in(admin_app)
     csrf = await csrf_of(client)
     keys = session_keys(redis_client)
     assert len(keys) == 1
 
     missing = await client.post("/auth/logout", headers=FORM)
     assert missing.status_code == 403
-    wrong = await client.post("/auth/logout", data=form(csrf="0" * len(csrf)), headers=FORM)
+    wrong = await client.post("/auth/logout", data=urlencoded(csrf="0" * len(csrf)), headers=FORM)
     assert wrong.status_code == 403
     assert session_keys(redis_client) == keys
     assert (await client.get("/admin")).status_code == 200
 
 
 async def test_sign_out_everywhere_ends_every_session(
-    session_app: Quart, redis_client: redis.Redis
+    admin_app: Quart, redis_client: redis.Redis
 ) -> None:
-    first = await logged_in(session_app)
-    second = await logged_in(session_app)
+    first = await signed_in(admin_app)
+    second = await signed_in(admin_app)
     assert len(session_keys(redis_client)) == 2
     assert (await first.get("/admin")).status_code == 200
     assert (await second.get("/admin")).status_code == 200
@@ -367,7 +277,7 @@ async def test_sign_out_everywhere_ends_every_session(
     assert len(session_keys(redis_client)) == 2
 
     response = await first.post(
-        "/admin/logout-everywhere", data=form(csrf=await csrf_of(first)), headers=FORM
+        "/admin/logout-everywhere", data=urlencoded(csrf=await csrf_of(first)), headers=FORM
     )
     assert response.status_code == 303
     assert response.headers["Location"] == "/auth/login"
@@ -377,19 +287,19 @@ async def test_sign_out_everywhere_ends_every_session(
 
 
 async def test_an_expired_session_sends_htmx_fragments_to_login(
-    session_settings: Settings, redis_client: redis.Redis
+    admin_settings: Settings, redis_client: redis.Redis
 ) -> None:
-    short = dataclasses.replace(session_settings, admin_session_seconds=60)
+    short = dataclasses.replace(admin_settings, admin_session_seconds=60)
     async with running_app(short) as application:
-        client = await logged_in(application)
+        client = await signed_in(application)
         (key,) = session_keys(redis_client)
         assert 0 < redis_client.ttl(key) <= 60
-        for path in FRAGMENTS:
+        for path in ADMIN_PANELS:
             assert (await client.get(path, headers=HTMX)).status_code == 200
 
         redis_client.delete(key)  # what Redis does when the TTL runs out
 
-        for path in FRAGMENTS:
+        for path in ADMIN_PANELS:
             response = await client.get(path, headers=HTMX)
             assert response.status_code == 401, path
             assert response.headers["HX-Redirect"] == "/auth/login"
@@ -403,12 +313,12 @@ async def test_an_expired_session_sends_htmx_fragments_to_login(
 
 
 async def test_login_attempts_are_rate_limited(
-    session_settings: Settings, redis_client: redis.Redis
+    admin_settings: Settings, redis_client: redis.Redis
 ) -> None:
     limited = dataclasses.replace(
-        session_settings,
+        admin_settings,
         rate_limits_enabled=True,
-        rate_limits={**session_settings.rate_limits, "login": parse_limits("5/minute")},
+        rate_limits={**admin_settings.rate_limits, "login": parse_limits("5/minute")},
     )
     async with running_app(limited) as application:
         client = application.test_client()
@@ -423,10 +333,10 @@ async def test_login_attempts_are_rate_limited(
 
 
 async def test_admin_posts_need_the_session_csrf_token(
-    session_app: Quart, session_settings: Settings, redis_client: redis.Redis
+    admin_app: Quart, admin_settings: Settings, redis_client: redis.Redis
 ) -> None:
-    client = await logged_in(session_app)
-    other = await logged_in(session_app)
+    client = await signed_in(admin_app)
+    other = await signed_in(admin_app)
     share = await upload(client, b"keep me", filename="keep.txt")
     share_id = share["id"]
     path = f"/admin/shares/{share_id}/revoke"
@@ -435,10 +345,10 @@ async def test_admin_posts_need_the_session_csrf_token(
     assert foreign != own
 
     attempts = [
-        form(confirm="yes"),
-        form(csrf="", confirm="yes"),
-        form(csrf="not-a-token", confirm="yes"),
-        form(csrf=foreign, confirm="yes"),  # another session's token
+        urlencoded(confirm="yes"),
+        urlencoded(csrf="", confirm="yes"),
+        urlencoded(csrf="not-a-token", confirm="yes"),
+        urlencoded(csrf=foreign, confirm="yes"),  # another session's token
     ]
     for body in attempts:
         for headers in (FORM, {**FORM, **HTMX}):
@@ -446,7 +356,7 @@ async def test_admin_posts_need_the_session_csrf_token(
             assert response.status_code == 403, (body, headers)
 
     assert redis_client.exists(f"ots:share:{share_id}") == 1
-    assert (session_settings.blob_dir / f"{share_id}.blob").exists()
+    assert (admin_settings.blob_dir / f"{share_id}.blob").exists()
     table = await (await client.get("/admin/shares")).get_data(as_text=True)
     assert share_id[:8] in table
     assert (await client.get("/d/" + share["url"].rsplit("/d/", 1)[1])).status_code == 200

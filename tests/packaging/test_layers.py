@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "app"
+from tests.helpers import PACKAGE_DIR
+
 # The modules shared by every layer: they must stay as free of the web as the domain.
 SHARED = [
     "config",
@@ -28,10 +28,10 @@ SHARED = [
     "version",
 ]
 DOMAIN = sorted(
-    ".".join(("domain", *path.relative_to(PACKAGE / "domain").with_suffix("").parts)).removesuffix(
-        ".__init__"
-    )
-    for path in (PACKAGE / "domain").rglob("*.py")
+    ".".join(
+        ("domain", *path.relative_to(PACKAGE_DIR / "domain").with_suffix("").parts)
+    ).removesuffix(".__init__")
+    for path in (PACKAGE_DIR / "domain").rglob("*.py")
 )
 
 

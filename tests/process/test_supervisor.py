@@ -1,7 +1,9 @@
 """A worker that dies (SIGKILL: the OOM killer, a crash in a C extension) is replaced,
 and the service keeps its promises: the master and the embedded Redis live on, uploads
 and downloads keep succeeding, live shares stay, and what the dead worker left behind
-(a partial upload, a claimed share's blob) is swept.
+(a partial upload, a claimed share's blob) is swept. On SIGTERM the master stops its
+workers gracefully: an upload in flight may finish within OTS_GRACEFUL_TIMEOUT, and one
+that does not is cleaned up.
 
 Workers are found as the master's children (the embedded Redis is one too); the one
 holding an upload or a download is the one with that file open.
@@ -21,15 +23,26 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from onetimeshare.config import MIB
 from onetimeshare.process.embedded_redis import EmbeddedRedis
 from onetimeshare.process.janitor import LOCK_SECONDS
-from tests.conftest import LiveServer, LiveServerFactory
-from tests.helpers import download_live, multipart, upload_live, wait_until
+from tests.helpers import (
+    BROWSER,
+    METRICS_TOKEN,
+    LiveServer,
+    LiveServerFactory,
+    download_live,
+    multipart,
+    read_one_response,
+    share_keys,
+    upload_head,
+    upload_live,
+    uploads_marked,
+    wait_until,
+)
 
-BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) tests"}
-METRICS_TOKEN = "metrics-token-for-tests-0123456789"
 # Generous: a new worker is a fresh interpreter importing the app on 2 busy cores.
 RECOVERY_TIMEOUT = 15.0
 
@@ -97,13 +110,6 @@ def round_trip_works(server: LiveServer) -> bool:
     except httpx.TransportError:
         return False
     return response.status_code == 200 and response.content == data
-
-
-def upload_head(body_length: int, content_type: str) -> bytes:
-    return (
-        "POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n"
-        f"Content-Type: {content_type}\r\nContent-Length: {body_length}\r\n\r\n"
-    ).encode()
 
 
 def read_until_closed(connection: socket.socket) -> bytes:
@@ -307,3 +313,44 @@ def test_a_worker_that_cannot_be_started_is_retried_until_it_can(
     finally:
         for path in (link, away):
             path.unlink(missing_ok=True)
+
+
+# --- SIGTERM: a graceful stop ------------------------------------------------------------
+
+
+def slow_upload(port: int, size: int) -> tuple[socket.socket, bytes]:
+    """Start an upload, send half of it, and return the socket and the rest to send."""
+    body, headers = multipart(file=("slow.bin", os.urandom(size)))
+    connection = socket.create_connection(("127.0.0.1", port), timeout=30)
+    connection.sendall(upload_head(len(body), headers["Content-Type"]) + body[: len(body) // 2])
+    return connection, body[len(body) // 2 :]
+
+
+def test_sigterm_lets_an_upload_in_flight_finish(
+    live_server_factory: LiveServerFactory, redis_client: redis.Redis
+) -> None:
+    server = live_server_factory(workers=1, graceful_timeout=20)
+    connection, rest = slow_upload(server.port, 2 * 1024 * 1024)
+    wait_until(lambda: uploads_marked(redis_client) > 0)  # it has started streaming
+    assert server.process is not None
+    server.process.send_signal(signal.SIGTERM)
+    connection.sendall(rest)
+    status, _, _ = read_one_response(connection)
+    connection.close()
+    assert status == 201
+    server.process.wait(timeout=30)
+    assert [key for key in share_keys(redis_client) if key.startswith(b"ots:share:")]
+
+
+def test_sigterm_cleans_up_an_upload_that_does_not_finish_in_time(
+    live_server_factory: LiveServerFactory, redis_client: redis.Redis
+) -> None:
+    server = live_server_factory(workers=1, graceful_timeout=1)
+    connection, _ = slow_upload(server.port, 2 * 1024 * 1024)
+    wait_until(lambda: uploads_marked(redis_client) > 0)  # it has started streaming
+    assert server.process is not None
+    server.process.send_signal(signal.SIGTERM)
+    server.process.wait(timeout=30)  # the client never sends the rest
+    connection.close()
+    assert list(server.settings.blob_dir.iterdir()) == []
+    assert share_keys(redis_client) == []
