@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,7 +69,6 @@ class Server:
                     peaks.append(int(line.split()[1]) / 1024)
         return max(peaks)
 
-
     def tree_pids(self) -> list[int]:
         """Every live process of the server: the master, its workers, its Redis, and so on."""
         return process_tree(self.process.pid)
@@ -93,10 +92,8 @@ def process_tree(root: int) -> list[int]:
         except FileNotFoundError:
             continue
         for task in tasks:
-            try:
+            with suppress(FileNotFoundError):
                 queue += [int(child) for child in (task / "children").read_text().split()]
-            except FileNotFoundError:
-                pass
     return found
 
 
