@@ -151,8 +151,9 @@ def print_report(results: dict[str, dict[str, object]]) -> None:
         print(
             f"{label}: {report['rate']:g} cycles/s offered for {float(str(report['seconds'])):.1f}"
             f" s: {report['completed']}/{report['arrivals']} cycles completed, "
-            f"503s {report['status_503']}, errors {report['errors']} "
-            f"{report['error_kinds'] or ''}, dropped {report['dropped']}, unfinished "
+            f"503s {report['status_503']}, errors {report['errors']}"
+            f"{' ' + str(report['error_kinds']) if report['errors'] else ''}, dropped "
+            f"{report['dropped']}, unfinished "
             f"{report['unfinished']}, {report['connections_opened']} connections"
         )
         steps = report["steps"]
