@@ -8,7 +8,9 @@ not depend on how much CPU the load client burns. The product (``onetimeshare
 serve``, its embedded Redis a child of its master) and the reference (gunicorn
 4 x 2, its own embedded Redis a child of its master) run side by side; their rounds
 alternate so both see the same machine, after one warm-up round each. The
-figure is the median over the rounds.
+figure is the median over the rounds. Each tree's idle CPU (timers, heartbeats,
+the loop-lag publisher) is measured for a second first and printed beside it: it
+is part of the figure, spread over the cycles of a round.
 
     python -m bench.cpu [--cycles 300] [--rounds 3] [--concurrency 4] [--workers 2]
 """
@@ -33,6 +35,15 @@ def measure(
     return used * 1000 / max(1, tally.cycles), tally
 
 
+IDLE_SECONDS = 1.0
+
+
+def idle_cpu_ms_per_s(server: Server) -> float:
+    before = server.cpu_seconds()
+    time.sleep(IDLE_SECONDS)
+    return (server.cpu_seconds() - before) * 1000 / IDLE_SECONDS
+
+
 def benchmark(cycles: int, rounds: int, concurrency: int, workers: int) -> dict[str, object]:
     env = {"OTS_MIN_FREE_BYTES": "0", **HIGH_LIMITS}
     share = SmallShare.make()
@@ -46,6 +57,7 @@ def benchmark(cycles: int, rounds: int, concurrency: int, workers: int) -> dict[
         servers = {"product": product, "reference": reference}
         for server in servers.values():  # warm-up: imports, template caches, pools
             measure(server, max(20, cycles // 5), concurrency, share)
+        idle = {name: idle_cpu_ms_per_s(server) for name, server in servers.items()}
         for _ in range(rounds):
             for name, server in servers.items():
                 ms, tally = measure(server, cycles, concurrency, share)
@@ -62,6 +74,7 @@ def benchmark(cycles: int, rounds: int, concurrency: int, workers: int) -> dict[
             name: {
                 "cpu_ms_per_cycle": statistics.median(values),
                 "rounds_ms": values,
+                "idle_cpu_ms_per_s": idle[name],
                 "cycles": completed[name],
                 "errors": errors[name],
             }
@@ -85,7 +98,7 @@ def print_report(report: dict[str, object]) -> None:
         rounds = ", ".join(f"{value:.2f}" for value in figures["rounds_ms"])
         print(
             f"  {label:26} {figures['cpu_ms_per_cycle']:6.2f} ms/cycle  (rounds {rounds}; "
-            f"errors {figures['errors'] or 0})"
+            f"errors {figures['errors'] or 0}; idle {figures['idle_cpu_ms_per_s']:.0f} ms/s)"
         )
 
 
