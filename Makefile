@@ -3,7 +3,7 @@
 #   make test    lint, type-check and the whole test suite, browser tests included
 #   make dist    the sdist and the wheel, into dist/
 #   make vendor  refresh htmx and its SSE extension in static/vendor/ from npm
-#   make bench   the benchmarks in bench/ (not part of the tests)
+#   make bench   the benchmarks in bench/ (not part of the tests; BENCH_ARGS=--quick)
 #   make settings-table  rewrite the README's settings table from app/config.py
 #
 # Running needs Python only: htmx is committed in static/vendor/. Node (npm) is used by
@@ -69,8 +69,10 @@ vendor:
 	touch $(NODE_INSTALLED)
 	$(PYTHON) tools/vendor.py
 
+# The bench extra: Flask and gunicorn for the reference app in bench/reference/.
 bench: install
-	$(BIN)/python -m bench.suite
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench.suite $(BENCH_ARGS)
 
 # The table of settings in README.md, from their declarations in app/config.py (a test
 # fails while the two disagree). Commit what it changes.

@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +68,55 @@ class Server:
                 if line.startswith("VmHWM:"):
                     peaks.append(int(line.split()[1]) / 1024)
         return max(peaks)
+
+    def tree_pids(self) -> list[int]:
+        """Every live process of the server: the master, its workers, its Redis, and so on."""
+        return process_tree(self.process.pid)
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the whole server tree has used so far: see tree_cpu_seconds."""
+        return tree_cpu_seconds(self.process.pid)
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and all its live descendants, from /proc (children of every thread)."""
+    found, queue = [], [root]
+    while queue:
+        pid = queue.pop()
+        found.append(pid)
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except FileNotFoundError:
+            continue
+        for task in tasks:
+            with suppress(FileNotFoundError):
+                queue += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU seconds of ``root``'s process tree, read from /proc/<pid>/stat.
+
+    Each live process counts its own time (all threads) plus that of its children
+    it has already reaped (cutime, cstime), so a worker that exited still counts and
+    nothing counts twice. The resolution is a clock tick (10 ms) per process: measure
+    over seconds, not single requests. Read on the server side, the figure does not
+    depend on how much CPU the load client burns.
+    """
+    ticks = 0
+    for pid in process_tree(root):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            continue  # exited meanwhile: its parent's cutime has it once reaped
+        # The command name (field 2) may hold spaces; the fields after it do not.
+        fields = stat.rpartition(")")[2].split()
+        # utime, stime, cutime, cstime are fields 14-17; fields[0] here is field 3.
+        ticks += sum(int(value) for value in fields[11:15])
+    return ticks / CLOCK_TICKS
 
 
 def _cmdline(pid: int) -> bytes:
@@ -130,7 +179,18 @@ def product_command() -> list[str]:
 
 
 def ceiling_command() -> list[str]:
+    """The product's own server stack doing no work (bench/ceiling.py)."""
     return [sys.executable, "-m", "bench.ceiling_server"]
+
+
+def bare_ceiling_command() -> list[str]:
+    """A bare asyncio socket server doing no work (bench/bare_ceiling.py)."""
+    return [sys.executable, "-m", "bench.bare_ceiling"]
+
+
+def reference_command() -> list[str]:
+    """The reference Flask app under gunicorn 4 x 2 (bench/reference/); needs the bench extra."""
+    return [sys.executable, "-m", "bench.reference.serve"]
 
 
 def curl(*arguments: str) -> tuple[float, str]:

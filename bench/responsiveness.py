@@ -18,6 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -111,7 +112,7 @@ async def scenario(
     poller = asyncio.ensure_future(poll_landing(base_url, landing, stop, seen))
     watcher = asyncio.ensure_future(watch_loop_lag(socket_path, stop, seen))
     await asyncio.sleep(1.0)  # a quiet second first, for the baseline
-    heavy: list[asyncio.Future[object]] = []
+    heavy: list[asyncio.Future[Any]] = []
     if "upload" in loads:
         heavy.append(
             curl_async(

@@ -1,0 +1,1 @@
+"""A deliberately simple reference implementation of the product, for comparison (issue 14)."""
