@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from . import crypto
@@ -40,14 +41,22 @@ class Download:
         return data.decode("utf-8", errors="replace")
 
 
+# Batches decrypted ahead of the socket. From a local disk a batch is read and decrypted
+# on the event loop (see storage/local.py), so this only bounds memory; from S3 it keeps
+# the next GetObject read under way while the last batch is sent.
+READ_AHEAD_BATCHES = 2
+
+
 class PlaintextStream:
-    """The decrypted file, in 1 MiB batches, reading the next while the last is sent.
+    """The decrypted file, batch by batch, read and decrypted ahead while earlier ones are sent.
 
     The first batch (or, for a message, every batch) is read and verified by
-    ``prefetch`` before the share is claimed. ``aclose`` (called by Quart when the
-    response ends, completed or not) deletes the blob. If the response never starts,
-    the share is already claimed, so the janitor removes the orphaned blob on its next
-    pass.
+    ``prefetch`` before the share is claimed. Once the response starts, one producer
+    task reads and decrypts up to ``READ_AHEAD_BATCHES`` batches ahead of the socket.
+    ``aclose`` (called by Quart when the response ends, completed or not) stops the
+    producer and deletes the blob once the producer has let go of the file. If the
+    response never starts, the share is already claimed, so the janitor removes the
+    orphaned blob on its next pass.
     """
 
     def __init__(
@@ -64,21 +73,23 @@ class PlaintextStream:
         self._share_id = share_id
         self._size = size
         self._ready: collections.deque[bytes] = collections.deque()
-        self._pending: asyncio.Future[bytes] | None = None
+        self._error: DecryptionError | None = None
+        self._changed = asyncio.Event()  # a batch was added, or taken
+        self._producer: asyncio.Task[None] | None = None
         self._closed = False
+        self._cleaned = False
 
     async def prefetch(self, *, everything: bool) -> None:
         """Decrypt the first batch, or all of them; raises ``DecryptionError`` on damage."""
         while True:
-            self._ready.append(
-                await self._reader.process(self._opener.batch_ciphertext_bytes, self._decrypt)
-            )
+            self._ready.append(await self._next_batch())
             if self._opener.finished or not everything:
                 return
 
     def close_unclaimed(self) -> None:
         """Let go of the blob without deleting it: the share was not claimed by us."""
         self._closed = True
+        self._cleaned = True
         self._ready.clear()
         self._reader.close()
 
@@ -86,32 +97,48 @@ class PlaintextStream:
         return self
 
     async def __anext__(self) -> bytes:
-        if self._ready:
-            data = self._ready.popleft()
-            if not self._ready and not self._closed and not self._opener.finished:
-                self._pending = self._read_ahead()
-            return data
-        if self._pending is None:
-            if self._closed or self._opener.finished:
+        if self._producer is None and not self._closed and not self._opener.finished:
+            self._producer = asyncio.ensure_future(self._produce())
+        while not self._ready:
+            if self._error is not None:
+                # Headers are already sent: all that is left is to stop short, which the
+                # client sees as a body shorter than its Content-Length.
+                log.error("blob for share %s failed authentication mid-stream", self._share_id[:8])
+                await self.aclose()
+                raise self._error
+            if self._closed or self._producer is None or self._producer.done():
                 await self.aclose()
                 raise StopAsyncIteration
-            self._pending = self._read_ahead()
-        try:
-            data = await self._pending
-        except DecryptionError:
-            # Headers are already sent: all that is left is to stop short, which the
-            # client sees as a body shorter than its Content-Length.
-            log.error("blob for share %s failed authentication mid-stream", self._share_id[:8])
-            self._pending = None
-            await self.aclose()
-            raise
-        self._pending = None if self._opener.finished else self._read_ahead()
+            self._changed.clear()
+            await self._changed.wait()
+        data = self._ready.popleft()
+        self._changed.set()
         return data
 
-    def _read_ahead(self) -> asyncio.Future[bytes]:
-        return asyncio.ensure_future(
-            self._reader.process(self._opener.batch_ciphertext_bytes, self._decrypt)
-        )
+    async def _produce(self) -> None:
+        try:
+            while not self._closed and not self._opener.finished:
+                while len(self._ready) >= READ_AHEAD_BATCHES and not self._closed:
+                    self._changed.clear()
+                    await self._changed.wait()
+                if self._closed:
+                    break
+                try:
+                    batch = await self._next_batch()
+                except DecryptionError as error:
+                    self._error = error
+                    break
+                if self._closed:
+                    break
+                self._ready.append(batch)
+                self._changed.set()
+        finally:
+            self._changed.set()
+            if self._closed:
+                self._cleanup()
+
+    def _next_batch(self) -> Awaitable[bytes]:
+        return self._reader.process(self._opener.batch_ciphertext_bytes, self._decrypt)
 
     def _decrypt(self, ciphertext: memoryview) -> bytes:
         if not ciphertext:
@@ -123,16 +150,15 @@ class PlaintextStream:
             return
         self._closed = True
         self._ready.clear()
-        pending, self._pending = self._pending, None
-        # A read may still be under way: close and delete once it is done.
-        if pending is None or pending.done():
+        self._changed.set()
+        # A read may still be under way in a thread: the producer cleans up once it ends.
+        if self._producer is None or self._producer.done():
             self._cleanup()
-        else:
-            pending.add_done_callback(self._cleanup)
 
-    def _cleanup(self, abandoned: asyncio.Future[bytes] | None = None) -> None:
-        if abandoned is not None and not abandoned.cancelled():
-            abandoned.exception()  # nobody will read it; retrieve so it is not logged as lost
+    def _cleanup(self) -> None:
+        if self._cleaned:
+            return
+        self._cleaned = True
         self._reader.close()
         task = asyncio.ensure_future(self._delete())
         _BACKGROUND.add(task)

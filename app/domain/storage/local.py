@@ -86,7 +86,8 @@ class LocalSink:
 
     async def write(self, *pieces: bytes | bytearray | memoryview) -> None:
         part = await self._file()
-        await file_io(sum(len(piece) for piece in pieces), part.write, pieces)
+        # On the event loop, whatever the size: see LocalSource.process.
+        part.write(pieces)
 
     async def commit(self) -> None:
         part = await self._file()  # an empty file still needs its (header-only) blob
@@ -103,10 +104,21 @@ class LocalSource:
     def __init__(self, path: Path) -> None:
         self._file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
         self.size = os.fstat(self._file.fileno()).st_size
+        # Read once, front to back: a larger kernel read-ahead keeps reads in the cache.
+        os.posix_fadvise(self._file.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
         self._buffer = bytearray()
 
     async def process(self, count: int, transform: Callable[[memoryview], T]) -> T:
-        return await file_io(min(count, self.size), self._read_and, count, transform)
+        # On the event loop, not in a thread. Handing each 1 MiB batch to a thread made
+        # the GIL change hands several times per batch; measured on the 2-core target
+        # (1 GiB through the real server, 1 worker, 3 rounds alternating), the thread
+        # version downloaded at 1231-1395 MB/s for 0.61-0.68 s of server CPU per GiB,
+        # inline at 1378-1893 MB/s for 0.48-0.58 s; uploads (writes, LocalSink.write)
+        # went from 204-401 MB/s at 2.2-4.8 s CPU/GiB to 628-645 MB/s at 1.2-1.3 s.
+        # A batch holds the loop for well under a millisecond (reads hit the page cache
+        # the kernel reads ahead into; writes land in it), and each batch gives the
+        # loop back while the socket drains, so other requests are not held up.
+        return self._read_and(count, transform)
 
     def _read_and(self, count: int, transform: Callable[[memoryview], T]) -> T:
         if len(self._buffer) < count:
