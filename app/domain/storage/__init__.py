@@ -25,9 +25,10 @@ PART_SUFFIX = ".part"
 BLOB_SUFFIX = ".blob"
 NAME_PATTERN = re.compile(r"([0-9a-f]{32})(\.part|\.blob)")
 
-# File work on small shares runs on the event loop: for files up to this size,
-# opening, writing, renaming or unlinking takes less time than handing the call to
-# a thread and waking the loop when it is done (bench/load.py, 4 KiB shares).
+# Opening, renaming or unlinking a file runs on the event loop for files up to this
+# size: it takes less time than handing the call to a thread and waking the loop when
+# it is done (bench/load.py, 4 KiB shares). Unlinking a big file frees many extents,
+# so that goes to a thread. (Reads and writes of batches are always inline: local.py.)
 INLINE_IO_BYTES = 256 * 1024
 
 
@@ -81,8 +82,9 @@ class BlobSource(Protocol):
     size: int
 
     async def process(self, count: int, transform: Callable[[memoryview], T]) -> T:
-        """Read up to ``count`` next bytes (fewer at the end) and hand them to ``transform``,
-        where the bytes are: in the same thread that read them, for big reads."""
+        """Read up to ``count`` next bytes (fewer at the end) and hand them to ``transform``
+        (the local store reads and transforms on the event loop, S3 hands big reads to
+        a thread)."""
         ...
 
     def close(self) -> None: ...
