@@ -73,7 +73,7 @@ class PlaintextStream:
         self._share_id = share_id
         self._size = size
         self._ready: collections.deque[bytes] = collections.deque()
-        self._error: DecryptionError | None = None
+        self._error: Exception | None = None  # what stopped the producer, for the sender
         self._changed = asyncio.Event()  # a batch was added, or taken
         self._producer: asyncio.Task[None] | None = None
         self._closed = False
@@ -103,7 +103,10 @@ class PlaintextStream:
             if self._error is not None:
                 # Headers are already sent: all that is left is to stop short, which the
                 # client sees as a body shorter than its Content-Length.
-                log.error("blob for share %s failed authentication mid-stream", self._share_id[:8])
+                if isinstance(self._error, DecryptionError):
+                    log.error(
+                        "blob for share %s failed authentication mid-stream", self._share_id[:8]
+                    )
                 await self.aclose()
                 raise self._error
             if self._closed or self._producer is None or self._producer.done():
@@ -125,7 +128,7 @@ class PlaintextStream:
                     break
                 try:
                     batch = await self._next_batch()
-                except DecryptionError as error:
+                except Exception as error:  # damage, or a store that failed: the sender raises it
                     self._error = error
                     break
                 if self._closed:
