@@ -425,6 +425,17 @@ class MetadataStore:
             return None
         return ShareRecord.from_redis(share_id, fields)
 
+    async def get_or_gone(self, share_id: str) -> tuple[ShareRecord | None, GoneReason]:
+        """The live record, or None and why it is gone, in one round trip: a gone link
+        is answered as often as a live one (every reload of a used link)."""
+        pipeline = self.redis.pipeline(transaction=False)
+        pipeline.hgetall(keys.share(share_id))
+        pipeline.get(keys.gone(share_id))
+        fields, reason = cast(tuple[dict[bytes, bytes], bytes | None], await pipeline.execute())
+        if fields:
+            return ShareRecord.from_redis(share_id, fields), "unknown"
+        return None, "unknown" if reason is None else cast(GoneReason, reason.decode())
+
     async def revoke_target(self, revoke_id: str) -> str | None:
         share_id = cast(bytes | None, await self.redis.get(keys.revoke(revoke_id)))
         return None if share_id is None else share_id.decode()

@@ -589,9 +589,12 @@ class ShareService:
             return None
 
     async def _live_record(self, share_id: str) -> ShareRecord:
-        record = await self._record(share_id)
+        try:
+            record, reason = await self.metadata.get_or_gone(share_id)
+        except CorruptRecord as error:
+            raise await self._lose(share_id, f"record {error}") from None
         if record is None:
-            raise ShareGone(reason=await self.metadata.gone_reason(share_id))
+            raise ShareGone(reason=reason)
         return record
 
     async def _open_envelope(
