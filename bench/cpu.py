@@ -12,25 +12,70 @@ figure is the median over the rounds. Each tree's idle CPU (timers, heartbeats,
 the loop-lag publisher) is measured for a second first and printed beside it: it
 is part of the figure, spread over the cycles of a round.
 
+Beside them, the product's own server stack (Hypercorn, Quart, uvloop) doing no work
+(bench/ceiling.py) answers the same four requests per cycle: the floor the stack
+alone sets under the product's figure.
+
     python -m bench.cpu [--cycles 300] [--rounds 3] [--concurrency 4] [--workers 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
 import time
 
 from bench.cycle import SmallShare, Tally, closed_loop, run_client
-from bench.harness import HIGH_LIMITS, Server, product_command, reference_command, serve
+from bench.harness import (
+    BROWSER,
+    HIGH_LIMITS,
+    Server,
+    ceiling_command,
+    product_command,
+    reference_command,
+    serve,
+)
+from bench.http1 import Connection
+
+
+async def empty_cycles(base_url: str, cycles: int, concurrency: int, share: SmallShare) -> Tally:
+    """The same four requests per cycle against the server stack doing no work
+    (bench/ceiling.py): the 4 KiB multipart body received and discarded, 4 KiB sent
+    from memory, two small JSON answers. What the stack alone costs per cycle."""
+    tally = Tally()
+    left = cycles
+    steps: tuple[tuple[str, str, bytes, dict[str, str]], ...] = (
+        ("POST", "/discard", share.body, share.headers),
+        ("GET", "/healthz", b"", {}),
+        ("GET", f"/source/{len(share.payload)}", b"", {}),
+        ("GET", "/healthz", b"", {}),
+    )
+
+    async def client() -> None:
+        nonlocal left
+        connection = Connection(base_url, BROWSER)
+        try:
+            while left > 0:
+                left -= 1
+                for method, path, body, headers in steps:
+                    answer = await connection.request(method, path, body, headers)
+                    tally.statuses[answer.status] += 1
+                tally.cycles += 1
+        finally:
+            await connection.close()
+
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return tally
 
 
 def measure(
-    server: Server, cycles: int, concurrency: int, share: SmallShare
+    server: Server, cycles: int, concurrency: int, share: SmallShare, *, empty: bool = False
 ) -> tuple[float, Tally]:
     """Server CPU milliseconds per completed cycle over one batch, and the batch's tally."""
+    client = empty_cycles if empty else closed_loop
     before = server.cpu_seconds()
-    tally = run_client(lambda: closed_loop(server.base_url, cycles, concurrency, share))
+    tally = run_client(lambda: client(server.base_url, cycles, concurrency, share))
     used = server.cpu_seconds() - before
     return used * 1000 / max(1, tally.cycles), tally
 
@@ -47,20 +92,22 @@ def idle_cpu_ms_per_s(server: Server) -> float:
 def benchmark(cycles: int, rounds: int, concurrency: int, workers: int) -> dict[str, object]:
     env = {"OTS_MIN_FREE_BYTES": "0", **HIGH_LIMITS}
     share = SmallShare.make()
-    figures: dict[str, list[float]] = {"product": [], "reference": []}
-    errors: dict[str, dict[str, int]] = {"product": {}, "reference": {}}
-    completed = {"product": 0, "reference": 0}
+    names = ("product", "reference", "stack")
+    figures: dict[str, list[float]] = {name: [] for name in names}
+    errors: dict[str, dict[str, int]] = {name: {} for name in names}
+    completed = dict.fromkeys(names, 0)
     with (
         serve(product_command(), workers=workers, env=env) as product,
         serve(reference_command(), workers=4, env=env) as reference,  # always 4 x 2
+        serve(ceiling_command(), workers=workers, env=env) as stack,
     ):
-        servers = {"product": product, "reference": reference}
-        for server in servers.values():  # warm-up: imports, template caches, pools
-            measure(server, max(20, cycles // 5), concurrency, share)
+        servers = {"product": product, "reference": reference, "stack": stack}
+        for name, server in servers.items():  # warm-up: imports, template caches, pools
+            measure(server, max(20, cycles // 5), concurrency, share, empty=name == "stack")
         idle = {name: idle_cpu_ms_per_s(server) for name, server in servers.items()}
         for _ in range(rounds):
             for name, server in servers.items():
-                ms, tally = measure(server, cycles, concurrency, share)
+                ms, tally = measure(server, cycles, concurrency, share, empty=name == "stack")
                 figures[name].append(ms)
                 completed[name] += tally.cycles
                 for kind, count in tally.failures.items():
@@ -92,6 +139,7 @@ def print_report(report: dict[str, object]) -> None:
     for name, label in (
         ("product", f"product, {report['workers']} workers"),
         ("reference", "reference, gunicorn 4x2"),
+        ("stack", "server stack, no work"),
     ):
         figures = report[name]
         assert isinstance(figures, dict)
