@@ -21,7 +21,6 @@ from . import (
     proxy,
     ratelimit,
     request_log,
-    responses,
     revoke,
     security,
     upload,
@@ -53,7 +52,6 @@ def create_app(settings: Settings | None = None) -> Quart:
     )
     app.jinja_env.globals["app_version"] = __version__
     filters.install(app)
-    responses.install(app)
     request_log.install(app)
     security.install(app, settings)
     # Order matters: refused requests (command-line clients, cross-site posts) are

@@ -10,7 +10,7 @@ from quart import Quart, Response, current_app, jsonify, request
 _TEMPLATES = "onetimeshare.page_templates"
 
 
-def install(app: Quart) -> None:
+def _page_templates(app: Quart) -> Environment:
     """Pages render synchronously, from an overlay of Quart's Jinja environment.
 
     Quart renders in Jinja's async mode (every block an async generator) and runs each
@@ -18,10 +18,15 @@ def install(app: Quart) -> None:
     so every page cost a hop to a thread. Our templates await nothing, and the globals
     Quart's processor would add (request, session, g, url_for) are environment globals
     already, so a synchronous overlay sharing the loader, globals and filters renders
-    the same pages for less CPU per request. A fresh cache: the overlay must never
-    reuse a template compiled for async mode.
+    the same pages for less CPU per request. Its own cache: the overlay must never
+    reuse a template compiled for async mode. Made again if the app's loader changes.
     """
-    app.extensions[_TEMPLATES] = app.jinja_env.overlay(enable_async=False, cache_size=400)
+    templates: Environment | None = app.extensions.get(_TEMPLATES)
+    loader = app.jinja_env.loader
+    if templates is None or templates.loader is not loader:
+        templates = app.jinja_env.overlay(enable_async=False, cache_size=400, loader=loader)
+        app.extensions[_TEMPLATES] = templates
+    return templates
 
 
 def wants_json() -> bool:
@@ -36,7 +41,7 @@ def is_htmx() -> bool:
 
 async def page(template: str, status_code: int = 200, /, **context: Any) -> Response:
     """Render a page; an htmx request gets just its fragment (the template decides)."""
-    templates: Environment = current_app.extensions[_TEMPLATES]
+    templates = _page_templates(current_app)
     body = templates.get_template(template).render(htmx=is_htmx(), **context)
     response = Response(body, status=status_code, content_type="text/html; charset=utf-8")
     response.vary.add("HX-Request")
