@@ -159,3 +159,56 @@ class UploadsInFlight(Problem):
 
     def __init__(self, *, per_client: int) -> None:
         super().__init__(per_client=per_client)
+
+
+# --- resumable uploads (the tus protocol, domain/resumable.py) ---
+
+
+class UploadNotFound(Problem):
+    """No resumable upload at that address: never made, or finished and its window over."""
+
+    status = 404
+    code = "upload_not_found"
+
+
+class UploadEnded(Problem):
+    """The resumable upload expired or was terminated."""
+
+    status = 410
+    code = "upload_ended"
+
+
+class OffsetMismatch(Problem):
+    """A PATCH sent from another offset than the upload is at (a retry that came late)."""
+
+    status = 409
+    code = "offset_mismatch"
+
+    def __init__(self, *, offset: int) -> None:
+        super().__init__(offset=offset)
+        self.offset = offset
+
+
+class UploadBusy(Problem):
+    """Another request is appending to this upload right now (as tusd answers: 423)."""
+
+    status = 423
+    code = "upload_busy"
+    retry_after = 1
+
+
+class WrongContentType(Problem):
+    status = 415
+    code = "wrong_content_type"
+
+
+class ResumableUnsupported(Problem):
+    """The configured blob store cannot keep an upload open between requests."""
+
+    status = 501
+    code = "resumable_unsupported"
+
+
+class TusVersionUnsupported(Problem):
+    status = 412
+    code = "tus_version"

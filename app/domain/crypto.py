@@ -303,14 +303,16 @@ class StreamSealer:
         share_id: str,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         batch_chunks: int = 16,
+        first_chunk: int = 0,
     ) -> None:
+        """``first_chunk`` continues a blob sealed that far already (a resumed upload)."""
         if not 0 < chunk_size <= MAX_CHUNK_SIZE:
             raise ValueError("chunk size out of range")
         self.chunk_size = chunk_size
         self.header = blob_header(chunk_size)
         self._aad = self.header + bytes.fromhex(share_id)
         self._cipher = ChaCha20Poly1305(file_key)
-        self._counter = 0
+        self._counter = first_chunk
         self._finished = False
         self._batch_chunks = batch_chunks
         # Allocated by the first batch that needs them: an upload that has sent a few

@@ -23,6 +23,12 @@ changes):
   unlock proof): the share id and a payload sealed under a key only the client holds.
 * ``ots:progress:<upload id>``  bytes received and the phase of an upload, for the
   progress fragment; no secrets.
+* ``ots:tus:<tus id>``  hash, a resumable upload (domain/resumable.py): share id,
+  length, offset, expiry and, sealed under the secret in the upload's address (``<tus
+  id>`` is derived from it), everything that makes the share; after completion only
+  the share's links, sealed the same way, for the result window. ``ots:tus:<tus
+  id>:lock`` while a request appends; ``ots:tus:ended:<tus id>`` says a vanished
+  upload existed (410, not 404).
 
 Bookkeeping, kept by the same scripts that change a share's state, so it can never
 disagree with it (read by domain/stats.py):
@@ -72,6 +78,8 @@ REVOKE = PREFIX + "revoke:"
 CHECKS = PREFIX + "checks:"
 TICKET = PREFIX + "ticket:"
 PROGRESS = PREFIX + "progress:"
+RESUMABLE = PREFIX + "tus:"
+RESUMABLE_ENDED = RESUMABLE + "ended:"
 
 STATS = PREFIX + "stats"
 STATS_MINUTE = STATS + ":minute:"
@@ -121,6 +129,19 @@ def ticket(purpose: str, ticket_id: str) -> str:
 
 def progress(upload_id: str) -> str:
     return PROGRESS + upload_id
+
+
+def resumable(upload_id: str) -> str:
+    return RESUMABLE + upload_id
+
+
+def resumable_ended(upload_id: str) -> str:
+    return RESUMABLE_ENDED + upload_id
+
+
+def resumable_lock_name(upload_id: str) -> str:
+    """The name for ``lock()``: ``ots:tus:<tus id>:lock``."""
+    return f"tus:{upload_id}"
 
 
 def stats_minute(minute: int) -> str:

@@ -238,50 +238,25 @@ class Upload:
             assert self._argon2_params.within_bounds  # validated with the settings
             argon2 = self._argon2_params
             password_hash = await self._argon2.hash(argon2, options.password, salt)
-        kek = crypto.key_encryption_key(self._token, password_hash)
-        sealed = crypto.seal_envelope(
-            kek,
-            self.share_id,
-            Envelope(file_key=self._file_key, name=name, content_type=content_type),
-            crypto.EnvelopeBinding(kind, self.size, argon2),
-        )
-        # Names are cut to 255 bytes and types to plain media types before they get here,
-        # so a record is always readable back within the bounds.
-        assert len(sealed) <= MAX_SEALED_ENVELOPE_BYTES
-        now = time.time()
-        revoke_token = crypto.new_token()
-        record = ShareRecord(
-            share_id=self.share_id,
-            kind=kind,
-            size=self.size,
-            created_at=now,
-            expires_at=now + options.lifetime,
-            sealed_envelope=sealed,
-            salt=salt,
-            argon2=argon2,
-            revoke_id=crypto.revoke_id_for(revoke_token),
-        )
-        await self._metadata.create(record)
-        metrics.TRANSFERRED.labels("in").inc(self.size)
-        logs.event(
-            "created",
-            self.share_id,
-            kind=kind,
-            size=self.size,
-            protected=record.protected,
-            expires_in=options.lifetime,
+        created = await store_share(
+            self._metadata,
+            SealedShare(
+                token=self._token,
+                share_id=self.share_id,
+                file_key=self._file_key,
+                kind=kind,
+                size=self.size,
+                name=name,
+                content_type=content_type,
+                lifetime=options.lifetime,
+                password_hash=password_hash,
+                salt=salt,
+                argon2=argon2,
+            ),
         )
         self._done = True
         self._heartbeat.cancel()
-        return CreatedShare(
-            token=crypto.encode_token(self._token),
-            revoke_token=crypto.encode_token(revoke_token),
-            share_id=self.share_id,
-            kind=kind,
-            size=self.size,
-            protected=record.protected,
-            expires_at=record.expires_at,
-        )
+        return created
 
     async def abort(self) -> None:
         """Remove every trace of an upload that did not finish. Safe to call twice."""
@@ -299,3 +274,67 @@ class Upload:
             log.warning(
                 "could not clear the upload mark of %s; it expires on its own", self.share_id[:8]
             )
+
+
+@dataclass(frozen=True, slots=True)
+class SealedShare:
+    """Everything a share's record is made from once its blob is stored."""
+
+    token: bytes
+    share_id: str
+    file_key: bytes
+    kind: ShareKind
+    size: int
+    name: str
+    content_type: str
+    lifetime: int  # seconds
+    password_hash: bytes | None = None
+    salt: bytes | None = None
+    argon2: Argon2Params | None = None
+
+
+async def store_share(metadata: MetadataStore, share: SealedShare) -> CreatedShare:
+    """Seal the envelope and write the record that makes a stored blob a live share
+    (a form upload's and a resumable upload's last step)."""
+    kek = crypto.key_encryption_key(share.token, share.password_hash)
+    sealed = crypto.seal_envelope(
+        kek,
+        share.share_id,
+        Envelope(file_key=share.file_key, name=share.name, content_type=share.content_type),
+        crypto.EnvelopeBinding(share.kind, share.size, share.argon2),
+    )
+    # Names are cut to 255 bytes and types to plain media types before they get here,
+    # so a record is always readable back within the bounds.
+    assert len(sealed) <= MAX_SEALED_ENVELOPE_BYTES
+    now = time.time()
+    revoke_token = crypto.new_token()
+    record = ShareRecord(
+        share_id=share.share_id,
+        kind=share.kind,
+        size=share.size,
+        created_at=now,
+        expires_at=now + share.lifetime,
+        sealed_envelope=sealed,
+        salt=share.salt,
+        argon2=share.argon2,
+        revoke_id=crypto.revoke_id_for(revoke_token),
+    )
+    await metadata.create(record)
+    metrics.TRANSFERRED.labels("in").inc(share.size)
+    logs.event(
+        "created",
+        share.share_id,
+        kind=share.kind,
+        size=share.size,
+        protected=record.protected,
+        expires_in=share.lifetime,
+    )
+    return CreatedShare(
+        token=crypto.encode_token(share.token),
+        revoke_token=crypto.encode_token(revoke_token),
+        share_id=share.share_id,
+        kind=share.kind,
+        size=share.size,
+        protected=record.protected,
+        expires_at=record.expires_at,
+    )

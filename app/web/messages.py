@@ -33,6 +33,13 @@ TITLES: dict[str, str] = {
     "headers_too_large": "Headers too large",
     "uri_too_long": "Address too long",
     "uploads_in_flight": "Too many uploads at once",
+    "upload_not_found": "No such upload",
+    "upload_ended": "This upload has ended",
+    "offset_mismatch": "Out of step",
+    "upload_busy": "Upload busy",
+    "wrong_content_type": "Wrong content type",
+    "resumable_unsupported": "Not available here",
+    "tus_version": "Unsupported protocol version",
 }
 
 GONE: dict[str, str] = {
@@ -115,6 +122,29 @@ SENTENCES: dict[str, Callable[..., str]] = {
     "storage_unavailable": lambda: (
         "The file store cannot be reached right now. Nothing was used up; "
         "please try again in a minute."
+    ),
+    # resumable uploads (web/tus.py)
+    "upload_not_found": lambda: "There is no upload at this address.",
+    "upload_ended": lambda: (
+        "This upload expired or was cancelled before it was complete; nothing of it was kept."
+    ),
+    "offset_mismatch": lambda offset: (
+        f"The upload is at byte {offset}; send the rest from there (ask with HEAD)."
+    ),
+    "upload_length_missing": lambda: "A new upload must say its size in Upload-Length.",
+    "upload_length_invalid": lambda: "Upload-Length and Upload-Offset must be whole numbers.",
+    "upload_metadata_invalid": lambda: (
+        "Upload-Metadata must be comma-separated keys, each with an optional base64 value."
+    ),
+    "upload_beyond_length": lambda: "This would go past the upload's declared Upload-Length.",
+    "upload_busy": lambda: "Another request is adding to this upload right now. Try again.",
+    "wrong_content_type": lambda: (
+        "Upload data must be sent as Content-Type: application/offset+octet-stream."
+    ),
+    "tus_version": lambda: "This server speaks tus 1.0.0 only (Tus-Resumable: 1.0.0).",
+    "resumable_unsupported": lambda: (
+        "Resumable uploads need the local disk store; this server keeps files in an "
+        "object store. Use the upload form instead."
     ),
     # the gateway (web/guards.py)
     "cross_site": lambda: (

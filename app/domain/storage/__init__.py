@@ -78,6 +78,12 @@ class BlobSink(Protocol):
     async def discard(self) -> None: ...
 
 
+class ResumableSink(BlobSink, Protocol):
+    async def pause(self) -> None:
+        """Close for now, what was written kept: the upload goes on in a later request."""
+        ...
+
+
 class BlobSource(Protocol):
     size: int
 
@@ -92,10 +98,14 @@ class BlobSource(Protocol):
 
 class BlobStore(Protocol):
     kind: str
+    resumable: bool  # can keep an upload open across requests (``resume``)
 
     async def prepare(self) -> None: ...
     async def close(self) -> None: ...
     async def start(self, share_id: str, expected_bytes: int | None) -> BlobSink: ...
+    async def resume(
+        self, share_id: str, stored_bytes: int, expected_bytes: int
+    ) -> ResumableSink: ...
     async def open(self, share_id: str) -> BlobSource:
         """Raise FileNotFoundError when there is no such blob."""
         ...

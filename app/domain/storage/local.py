@@ -27,14 +27,25 @@ T = TypeVar("T")
 class _PartFile:
     """A ``.part`` file being written; blocking calls, run inline or in a thread."""
 
-    def __init__(self, store: LocalBlobStore, share_id: str) -> None:
+    def __init__(self, store: LocalBlobStore, share_id: str, resume_at: int | None = None) -> None:
+        """A new file, or with ``resume_at`` the file a resumed upload left, cut back to
+        the bytes known to be good (a request that died may have written more)."""
         self._store = store
         self.share_id = share_id
         self.part_path = store.part_path(share_id)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
         self._descriptor: int | None = os.open(
-            self.part_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600
+            self.part_path, flags if resume_at is not None else flags | os.O_EXCL, 0o600
         )
         self.bytes_written = 0
+        if resume_at is not None:
+            if os.fstat(self._descriptor).st_size < resume_at:
+                os.close(self._descriptor)
+                self._descriptor = None
+                raise FileNotFoundError(f"{self.part_path.name} is shorter than recorded")
+            os.ftruncate(self._descriptor, resume_at)
+            os.lseek(self._descriptor, resume_at, os.SEEK_SET)
+            self.bytes_written = resume_at
 
     def write(self, pieces: tuple[bytes | bytearray | memoryview, ...]) -> None:
         assert self._descriptor is not None
@@ -55,10 +66,17 @@ class _PartFile:
 
     def commit(self) -> None:
         """Close and rename into place; after this the blob is visible as complete."""
-        assert self._descriptor is not None
-        os.close(self._descriptor)
-        self._descriptor = None
+        self.close(sync=False)
         os.replace(self.part_path, self._store.blob_path(self.share_id))
+
+    def close(self, *, sync: bool = True) -> None:
+        """Close, by default flushed to the disk first: the offset a paused upload
+        records must not be ahead of its bytes after a crash."""
+        if self._descriptor is not None:
+            if sync:
+                os.fsync(self._descriptor)
+            os.close(self._descriptor)
+            self._descriptor = None
 
     def discard(self) -> None:
         if self._descriptor is not None:
@@ -73,16 +91,31 @@ class LocalSink:
     """The ``.part`` file is created by the first write, so an upload that never sends a
     whole batch (a stalled client) holds no file at all."""
 
-    def __init__(self, store: LocalBlobStore, share_id: str, expected_bytes: int | None) -> None:
+    def __init__(
+        self,
+        store: LocalBlobStore,
+        share_id: str,
+        expected_bytes: int | None,
+        resume_at: int | None = None,
+    ) -> None:
         self._store = store
         self._share_id = share_id
         self._expected_bytes = expected_bytes
+        self._resume_at = resume_at
         self._part: _PartFile | None = None
 
     async def _file(self) -> _PartFile:
         if self._part is None:
-            self._part = await file_io(self._expected_bytes, _PartFile, self._store, self._share_id)
+            self._part = await file_io(
+                self._expected_bytes, _PartFile, self._store, self._share_id, self._resume_at
+            )
         return self._part
+
+    async def pause(self) -> None:
+        """Close the ``.part`` for now, its bytes on disk: a resumed upload goes on later,
+        perhaps in another worker."""
+        if self._part is not None:
+            await file_io(self._part.bytes_written, self._part.close)
 
     async def write(self, *pieces: bytes | bytearray | memoryview) -> None:
         part = await self._file()
@@ -138,6 +171,7 @@ class LocalSource:
 
 class LocalBlobStore:
     kind = "local disk"
+    resumable = True
 
     def __init__(self, directory: Path, min_free_bytes: int) -> None:
         self.directory = directory
@@ -166,6 +200,11 @@ class LocalBlobStore:
 
     async def start(self, share_id: str, expected_bytes: int | None) -> LocalSink:
         return LocalSink(self, share_id, expected_bytes)
+
+    async def resume(self, share_id: str, stored_bytes: int, expected_bytes: int) -> LocalSink:
+        """A sink that appends to the ``.part`` a resumed upload began (``stored_bytes``
+        of it are good; 0: the upload has stored nothing yet)."""
+        return LocalSink(self, share_id, expected_bytes, resume_at=stored_bytes)
 
     async def open(self, share_id: str) -> LocalSource:
         return LocalSource(self.blob_path(share_id))

@@ -46,6 +46,7 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, NoC
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from ...config import Settings
+from ...errors import ResumableUnsupported
 from . import (
     BLOB_SUFFIX,
     INLINE_IO_BYTES,
@@ -235,6 +236,9 @@ def _error_code(error: BaseException) -> str | None:
 
 class S3BlobStore:
     kind = "S3"
+    # Resumable uploads (tus) keep their parts on the local disk only, for now: an S3
+    # multipart upload open across requests is not written yet.
+    resumable = False
 
     def __init__(
         self,
@@ -413,6 +417,11 @@ class S3BlobStore:
 
     def check_room(self, incoming_bytes: int) -> None:
         """Object stores report no free space; quotas show up as failed writes."""
+
+    async def resume(
+        self, share_id: str, stored_bytes: int, expected_bytes: int
+    ) -> ResumableSink:
+        raise ResumableUnsupported()
 
     async def start(self, share_id: str, expected_bytes: int | None) -> S3Sink:
         return S3Sink(await self.client(), self.bucket, self.key(share_id), share_id)
