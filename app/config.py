@@ -454,6 +454,14 @@ class Settings:
             parse_limits("5/minute"),
             "Admin login attempts (`POST /auth/login`).",
         ),
+        resume=variable(
+            "OTS_RATE_RESUME",
+            RATE_LIMITS,
+            parse_limits("600/minute"),
+            "Resumable-upload requests that add to or look at an upload (tus `PATCH`, "
+            "`HEAD`, `DELETE`, the links after completion): retries must not use up the "
+            "upload budget, which `POST /tus/` (creating one) counts against.",
+        ),
         admin=variable(
             "OTS_RATE_ADMIN",
             RATE_LIMITS,
@@ -474,6 +482,20 @@ class Settings:
         4,
         "Upload requests one client may have in flight at once; beyond it *429* at once, "
         "before any body is read. Off with `OTS_RATE_LIMITS=false`.",
+    )
+    resumable_upload_seconds: int = setting(
+        "OTS_RESUMABLE_UPLOAD_SECONDS",
+        Integer(60, 7 * 86400, unit="seconds"),
+        86400,
+        "How long an unfinished resumable (tus) upload may be continued (its "
+        "`Upload-Expires`); then the janitor removes what it stored.",
+    )
+    resumable_result_seconds: int = setting(
+        "OTS_RESUMABLE_RESULT_SECONDS",
+        Integer(10, 86400, unit="seconds"),
+        600,
+        "After a resumable upload completes, its address hands out the share and revoke "
+        "links for this long (`GET` with `Accept: application/json`), then answers *410*.",
     )
     upload_slot_seconds: int = setting(
         "OTS_UPLOAD_SLOT_SECONDS",

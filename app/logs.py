@@ -27,6 +27,7 @@ SECRET_PATH_PREFIXES: tuple[str, ...] = (
     "/d/",  # share links: /d/<token>, /d/<token>/unlock, /d/<token>/status
     "/r/",  # revoke links: /r/<revoke token>
     "/upload/progress/",  # upload progress: /upload/progress/<upload id>
+    "/tus/",  # resumable uploads: /tus/<upload secret>
 )
 REDACTED = "…"
 

@@ -18,6 +18,7 @@ from .config import Settings
 from .domain.admin_access import AdminAccess
 from .domain.metadata import MetadataStore
 from .domain.passwords import Argon2Pool
+from .domain.resumable import ResumableUploads
 from .domain.shares import ShareService
 from .domain.stats import StatsReader
 from .domain.storage import BlobStore
@@ -46,6 +47,7 @@ class Services:
     admin: AdminAccess
     upload_slots: UploadRequestSlots
     stats: StatsReader
+    resumable: ResumableUploads
     embedded_redis: EmbeddedRedis | None = None
     janitor_task: asyncio.Task[None] | None = None
     loop_lag: LoopLag = field(default_factory=LoopLag)
@@ -77,6 +79,15 @@ class Services:
         await blobs.prepare()
         argon2 = Argon2Pool(settings.argon2_max_concurrent)
         shares = ShareService(settings, metadata, blobs, argon2)
+        resumable = ResumableUploads(
+            metadata,
+            blobs,
+            argon2,
+            settings.argon2,
+            max_bytes=settings.max_upload_bytes,
+            upload_seconds=settings.resumable_upload_seconds,
+            result_seconds=settings.resumable_result_seconds,
+        )
         janitor = Janitor(
             metadata,
             blobs,
@@ -90,7 +101,17 @@ class Services:
         )
         stats = StatsReader(redis, metadata, blobs, __version__)
         services = cls(
-            settings, redis, metadata, blobs, shares, janitor, admin, upload_slots, stats, embedded
+            settings,
+            redis,
+            metadata,
+            blobs,
+            shares,
+            janitor,
+            admin,
+            upload_slots,
+            stats,
+            resumable,
+            embedded,
         )
         services.janitor_task = asyncio.create_task(janitor.run_forever(), name="janitor")
         services.lag_task = asyncio.create_task(

@@ -23,6 +23,7 @@ from . import (
     request_log,
     revoke,
     security,
+    tus,
     upload,
 )
 from .extension import install_services
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     for blueprint in (
         pages.blueprint,
         upload.blueprint,
+        tus.blueprint,
         download.blueprint,
         revoke.blueprint,
         auth.blueprint,

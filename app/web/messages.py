@@ -141,6 +141,10 @@ SENTENCES: dict[str, Callable[..., str]] = {
     "wrong_content_type": lambda: (
         "Upload data must be sent as Content-Type: application/offset+octet-stream."
     ),
+    "method_override": lambda: "X-HTTP-Method-Override may be PATCH or DELETE here.",
+    "upload_incomplete": lambda: (
+        "This upload is not complete yet; its links come after the last byte."
+    ),
     "tus_version": lambda: "This server speaks tus 1.0.0 only (Tus-Resumable: 1.0.0).",
     "resumable_unsupported": lambda: (
         "Resumable uploads need the local disk store; this server keeps files in an "

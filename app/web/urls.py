@@ -1,4 +1,4 @@
-"""Absolute links to shares and to their revoke pages."""
+"""Absolute links to shares, to their revoke pages and to resumable uploads."""
 
 from __future__ import annotations
 
@@ -21,3 +21,8 @@ def share_url(token: str) -> str:
 def revoke_url(revoke_token: str) -> str:
     """The uploader's private link to destroy the share early."""
     return f"{_base()}/r/{revoke_token}"
+
+
+def resumable_upload_url(secret: str) -> str:
+    """A resumable upload's address (tus ``Location``); it carries the upload's secret."""
+    return f"{_base()}/tus/{secret}"

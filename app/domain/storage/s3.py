@@ -51,6 +51,7 @@ from . import (
     BLOB_SUFFIX,
     INLINE_IO_BYTES,
     NAME_PATTERN,
+    ResumableSink,
     StoredBlob,
     StoreFacts,
     StoreSetupError,
@@ -418,9 +419,7 @@ class S3BlobStore:
     def check_room(self, incoming_bytes: int) -> None:
         """Object stores report no free space; quotas show up as failed writes."""
 
-    async def resume(
-        self, share_id: str, stored_bytes: int, expected_bytes: int
-    ) -> ResumableSink:
+    async def resume(self, share_id: str, stored_bytes: int, expected_bytes: int) -> ResumableSink:
         raise ResumableUnsupported()
 
     async def start(self, share_id: str, expected_bytes: int | None) -> S3Sink:
