@@ -336,10 +336,8 @@ class ResumableUploads:
                 name=cast(str, secrets["name"]),
                 content_type=cast(str, secrets["type"]),
                 lifetime=cast(int, secrets["lifetime"]),
-                password_hash=bytes.fromhex(password_hash)
-                if isinstance(password_hash, str)
-                else None,
-                salt=bytes.fromhex(salt) if isinstance(salt, str) else None,
+                password_hash=password_hash,
+                salt=salt,
                 argon2=argon2,
             ),
         )

@@ -30,7 +30,12 @@ def _page_templates(app: Quart) -> Environment:
 
 
 def wants_json() -> bool:
-    """True when the client prefers JSON to HTML; browsers and ``*/*`` get HTML."""
+    """True when the client prefers JSON to HTML; browsers and ``*/*`` get HTML.
+
+    A tus request (it names the protocol's version) is a program's: JSON, whatever
+    it accepts."""
+    if "Tus-Resumable" in request.headers:
+        return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"
 
