@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import email.utils
 import time
 from pathlib import Path
@@ -13,8 +14,18 @@ import redis
 from quart.typing import TestClientProtocol as QuartClient
 
 from onetimeshare.config import Settings
-from onetimeshare.domain.crypto import DEFAULT_CHUNK_SIZE
-from tests.helpers import BROWSER, JSON, files_in, json_error, random_bytes
+from onetimeshare.domain.crypto import DEFAULT_CHUNK_SIZE, decode_token
+from onetimeshare.domain import keys
+from onetimeshare.domain.resumable import upload_id_for
+from tests.helpers import (
+    BROWSER,
+    JSON,
+    files_in,
+    json_error,
+    random_bytes,
+    running_app,
+    wait_until_async,
+)
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OCTETS = {**TUS, "Content-Type": "application/offset+octet-stream"}
@@ -302,3 +313,28 @@ async def test_a_password_from_metadata_protects_the_share(client: QuartClient) 
     right = await client.post(f"/d/{token}", form={"password": "s3cret"}, headers=BROWSER)
     assert right.status_code == 200
     assert await right.get_data() == b"secret"
+
+
+async def test_an_expired_upload_is_410_and_the_janitor_removes_its_part(
+    settings: Settings, blob_dir: Path, redis_client: redis.Redis
+) -> None:
+    data = random_bytes(2 * CHUNK + 1)
+    async with running_app(dataclasses.replace(settings, resumable_upload_seconds=1)) as app:
+        client = app.test_client()
+        path = await create(client, len(data))
+        assert (await patch(client, path, 0, data[:CHUNK])).status_code == 204
+        assert any(name.endswith(".part") for name in files_in(blob_dir))
+
+        share_id = files_in(blob_dir)[0].split(".")[0]
+        upload_id = upload_id_for(decode_token(path.rsplit("/", 1)[1]))
+
+        async def lapsed() -> bool:
+            return not redis_client.exists(keys.resumable(upload_id), keys.upload(share_id))
+
+        await wait_until_async(lapsed, timeout=5)  # Redis's own TTLs, nothing faked
+        assert (await client.head(path, headers=TUS)).status_code == 410
+        late = await patch(client, path, CHUNK, data[CHUNK:])
+        assert late.status_code == 410
+        report = await app.extensions["onetimeshare"].janitor.run_once()
+        assert report is not None and report.parts_removed == 1
+        assert files_in(blob_dir) == []
