@@ -14,8 +14,8 @@ import redis
 from quart.typing import TestClientProtocol as QuartClient
 
 from onetimeshare.config import Settings
-from onetimeshare.domain.crypto import DEFAULT_CHUNK_SIZE, decode_token
 from onetimeshare.domain import keys
+from onetimeshare.domain.crypto import DEFAULT_CHUNK_SIZE, decode_token
 from onetimeshare.domain.resumable import upload_id_for
 from tests.helpers import (
     BROWSER,
