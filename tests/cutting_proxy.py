@@ -1,5 +1,8 @@
 """A TCP proxy that cuts connections: a flaky network between a client and a live server.
 
+With ``client_bytes_per_second`` it is also a slow one: what clients send is relayed
+at most that fast.
+
 Bytes are relayed both ways as they come. Each time the total sent by clients
 crosses the next of ``cut_after`` (byte counts), the connection that crossed it is
 reset mid-request, as a dropped network would leave it.
@@ -11,13 +14,20 @@ import contextlib
 import socket
 import struct
 import threading
+import time
 from types import TracebackType
 
 
 class CuttingProxy:
-    def __init__(self, target_port: int, cut_after: list[int]) -> None:
+    def __init__(
+        self,
+        target_port: int,
+        cut_after: list[int] | None = None,
+        client_bytes_per_second: float | None = None,
+    ) -> None:
         self._target = ("127.0.0.1", target_port)
-        self._cuts_left = sorted(cut_after)
+        self._cuts_left = sorted(cut_after or [])
+        self._rate = client_bytes_per_second
         self._sent = 0
         self._lock = threading.Lock()
         self.cuts = 0
@@ -71,6 +81,8 @@ class CuttingProxy:
                     _reset(source)
                     _reset(sink)
                     return
+                if from_client and self._rate:
+                    time.sleep(len(data) / self._rate)  # the slow link itself
                 sink.sendall(data)
         except OSError:
             pass

@@ -9,6 +9,7 @@ import os
 import sys
 
 from .. import resources
+from ..client import send
 from ..config import SERVERS, Settings, SettingsError, json_logs
 from ..domain.storage import StoreSetupError
 from ..logs import configure as configure_logging
@@ -74,9 +75,12 @@ def main(argv: list[str] | None = None) -> int:
             "input) and print its Argon2id hash for ADMIN_PASSWORD_HASH."
         ),
     )
+    send.add_parser(commands)
     arguments = parser.parse_args(argv)
     if arguments.command == "hash-password":
         return _hash_password()
+    if arguments.command == "send":
+        return send.run(arguments)
     _apply_options(arguments)
     try:
         # Before the other settings are read: reading them may log (a new secret key).
