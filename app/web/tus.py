@@ -24,7 +24,7 @@ from quart import Blueprint, Response, request
 
 from ..domain.resumable import UploadChoices, UploadState
 from ..domain.uploads import ShareDraft
-from ..errors import MalformedRequest, TusVersionUnsupported, WrongContentType
+from ..errors import InvalidInput, MalformedRequest, TusVersionUnsupported, WrongContentType
 from .extension import services
 from .filenames import clean_content_type, clean_filename
 from .guards import takes_body, upload_request_in_flight
@@ -76,7 +76,9 @@ async def options() -> Response:
 async def create() -> Response:
     """Create an upload (tus creation), with its first bytes if the body has some."""
     resumable = services().resumable
-    length = _whole_number(request.headers.get("Upload-Length"), "upload_length_missing")
+    length = _whole_number(request.headers.get("Upload-Length"))
+    if length is None:
+        raise MalformedRequest("upload_length_missing")
     choices = _choices(parse_metadata(request.headers.get("Upload-Metadata", "")))
     has_body = _has_body()
     if has_body:
@@ -168,7 +170,9 @@ async def result(secret: str) -> Response:
 async def _append(secret: str) -> Response:
     resumable = services().resumable
     _check_content_type()
-    offset = _whole_number(request.headers.get("Upload-Offset"), "upload_length_invalid")
+    offset = _whole_number(request.headers.get("Upload-Offset"))
+    if offset is None:
+        raise MalformedRequest("upload_length_invalid")
     body = cast(StreamingRequest, request).body
     body.limit = resumable.max_bytes
     async with upload_request_in_flight():
@@ -208,7 +212,10 @@ def _choices(metadata: dict[str, str]) -> UploadChoices:
     shares = services().shares
     draft = ShareDraft(password=metadata.get("password", ""))
     if "expires_in" in metadata:
-        draft.expires_in = _whole_number(metadata["expires_in"], "expiry_not_offered")
+        expires_in = metadata["expires_in"]
+        if not expires_in.isascii() or not expires_in.isdigit():
+            raise InvalidInput("expiry_not_offered")
+        draft.expires_in = int(expires_in)
     options = shares.options(draft)
     name = metadata.get("filename") or metadata.get("name") or DEFAULT_NAME
     content_type = metadata.get("filetype") or metadata.get("type") or DEFAULT_TYPE
@@ -220,9 +227,10 @@ def _choices(metadata: dict[str, str]) -> UploadChoices:
     )
 
 
-def _whole_number(value: str | None, key: str) -> int:
+def _whole_number(value: str | None) -> int | None:
+    """A header's whole number; None when the header is missing."""
     if value is None:
-        raise MalformedRequest(key)
+        return None
     if not value.isascii() or not value.isdigit() or len(value) > 20:
         raise MalformedRequest("upload_length_invalid")
     return int(value)

@@ -140,6 +140,8 @@ def test_the_routes_that_read_a_body_say_so_and_no_other_does(app: Quart) -> Non
     }
     assert marked == {
         "/upload",
+        "/tus/",
+        "/tus/<secret>",
         "/d/<token>",
         "/d/<token>/unlock",
         "/auth/login",
