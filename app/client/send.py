@@ -26,6 +26,7 @@ import requests
 from tqdm import tqdm
 from tusclient.client import TusClient
 from tusclient.exceptions import TusCommunicationError
+from tusclient.uploader.uploader import Uploader
 
 from ..version import __version__
 
@@ -116,15 +117,19 @@ def _send_file(server: str, path: Path, password: str, expires: int | None) -> d
     if expires is not None:
         metadata["expires_in"] = str(expires)
     client = TusClient(f"{server}/tus/", headers={"User-Agent": USER_AGENT})
+
+    def uploader_for(url: str | None) -> Uploader:
+        return client.uploader(
+            file_path=str(path),
+            chunk_size=CHUNK_BYTES,
+            metadata=metadata,
+            retries=RETRIES,
+            retry_delay=RETRY_DELAY,
+            url=url,
+        )
+
     url = state.get(key)
-    uploader = client.uploader(
-        file_path=str(path),
-        chunk_size=CHUNK_BYTES,
-        metadata=metadata,
-        retries=RETRIES,
-        retry_delay=RETRY_DELAY,
-        url=url,
-    )
+    uploader = uploader_for(url)
     try:
         if url is not None:
             try:
@@ -133,13 +138,7 @@ def _send_file(server: str, path: Path, password: str, expires: int | None) -> d
             except TusCommunicationError:  # expired or unknown: start again
                 url = None
         if url is None:
-            uploader = client.uploader(
-                file_path=str(path),
-                chunk_size=CHUNK_BYTES,
-                metadata=metadata,
-                retries=RETRIES,
-                retry_delay=RETRY_DELAY,
-            )
+            uploader = uploader_for(None)
             url = uploader.create_url()
             uploader.set_url(url)
             uploader.offset = 0

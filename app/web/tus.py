@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import time
 from email.utils import formatdate
 from typing import cast
 
@@ -29,9 +28,10 @@ from .extension import services
 from .filenames import clean_content_type, clean_filename
 from .guards import takes_body, upload_request_in_flight
 from .ratelimit import limited
-from .responses import json_response, no_store, page, wants_json
+from .responses import no_store
 from .streaming import StreamingRequest
-from .urls import resumable_upload_url, revoke_url, share_url
+from .upload import share_created
+from .urls import resumable_upload_url
 
 blueprint = Blueprint("tus", __name__)
 
@@ -138,33 +138,7 @@ async def overridden(secret: str) -> Response:
 @limited("resume")
 async def result(secret: str) -> Response:
     """The links of the completed upload, for a short window after its last byte."""
-    created = await services().resumable.result(secret)
-    url = share_url(created.token)
-    revoke = revoke_url(created.revoke_token)
-    if wants_json():
-        return no_store(
-            json_response(
-                {
-                    "url": url,
-                    "revoke_url": revoke,
-                    "id": created.share_id,
-                    "expires_at": created.expires_at,
-                    "size": created.size,
-                    "protected": created.protected,
-                }
-            )
-        )
-    return no_store(
-        await page(
-            "created.html",
-            200,
-            share=created,
-            url=url,
-            revoke_url=revoke,
-            token=created.token,
-            now=time.time(),
-        )
-    )
+    return await share_created(await services().resumable.result(secret), 200)
 
 
 async def _append(secret: str) -> Response:

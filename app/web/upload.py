@@ -8,6 +8,7 @@ from typing import cast
 from quart import Blueprint, Response, abort, request
 
 from ..domain.progress import read_progress, valid_upload_id
+from ..domain.uploads import CreatedShare
 from ..errors import Problem
 from .extension import services
 from .guards import takes_body, upload_request_in_flight
@@ -50,6 +51,12 @@ async def _create_share() -> Response:
                 text=draft.text or "",
             )
         )
+    return await share_created(created, 201)
+
+
+async def share_created(created: CreatedShare, status: int) -> Response:
+    """The new share's links: JSON for programs, the share-created page for browsers
+    (a form upload's answer, and a completed resumable upload's)."""
     url = share_url(created.token)
     revoke = revoke_url(created.revoke_token)
     if wants_json():
@@ -63,14 +70,14 @@ async def _create_share() -> Response:
                     "size": created.size,
                     "protected": created.protected,
                 },
-                201,
+                status,
             )
         )
     # Rendered, not redirected: a redirect would put the secret link in the history.
     return no_store(
         await page(
             "created.html",
-            201,
+            status,
             share=created,
             url=url,
             revoke_url=revoke,
